@@ -1,0 +1,70 @@
+"""Process settings from the environment (`METRIC_STREAM_*`) or explicit arguments.
+
+These say where things run and the secrets to reach them; what the operator tunes
+at run time (retries, timeouts, chains) is `SystemConfig`, kept in the store.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="METRIC_STREAM_", extra="ignore", validate_default=True
+    )
+
+    backend: Literal["embedded", "aws"] = "embedded"
+    """Where data lives: `embedded` (SQLite and files under `home`) or `aws`."""
+
+    home: Path = Path(".metric-stream")
+    """The embedded backend's data folder (database, blobs)."""
+
+    aws_region: str = "us-east-1"
+    """AWS region of the table, bucket and queues."""
+
+    aws_endpoint_url: str | None = None
+    """Endpoint for every AWS client, e.g. a moto server `http://127.0.0.1:5000`."""
+
+    table_name: str = Field(default="metric-stream", pattern=r"^[A-Za-z0-9_.-]{3,255}$")
+    """DynamoDB table holding every record (one item per point for time series)."""
+
+    bucket_name: str = Field(default="metric-stream-blobs", pattern=r"^[a-z0-9][a-z0-9.-]{2,62}$")
+    """S3 bucket for charts, reports and archives."""
+
+    queue_prefix: str = Field(default="metric-stream-", pattern=r"^[A-Za-z0-9_-]{0,40}$")
+    """Prefix of the SQS stage queue names (`{prefix}analysis`, `{prefix}analysis-dlq`)."""
+
+    queue_max_receives: int = Field(default=5, ge=1, le=1000)
+    """Receives after which an unacknowledged message moves to the dead-letter queue."""
+
+    queue_visibility_timeout: int = Field(default=300, ge=0, le=43_200)
+    """Seconds a received message stays hidden before it is received again."""
+
+    ingestion_key: SecretStr | None = None
+    """Key n8n workflows and collectors send as `X-API-Key`."""
+
+    hmac_secret: SecretStr | None = None
+    """Secret for Standard Webhooks signatures on ingestion."""
+
+    admin_key: SecretStr | None = None
+    """Bearer key of the admin routes."""
+
+    @field_validator("aws_endpoint_url")
+    @classmethod
+    def _endpoint_is_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value or None
+
+    @property
+    def database_path(self) -> Path:
+        return self.home / "metric-stream.db"
+
+    @property
+    def blob_root(self) -> Path:
+        return self.home / "blobs"

@@ -1,0 +1,17 @@
+"""Typed stores, written once on top of the `RecordStore` port (every backend shares them)."""
+
+from metric_stream.storage.collection import ModelCollection
+from metric_stream.storage.jobs import JobStore
+from metric_stream.storage.stores import (
+    ConfigStore,
+    DeliveryStore,
+    ImportLog,
+    PackageStore,
+    Registry,
+)
+from metric_stream.storage.timeseries import AppendOutcome, BulkOutcome, TimeSeriesStore
+
+__all__ = [
+    "AppendOutcome", "BulkOutcome", "ConfigStore", "DeliveryStore", "ImportLog", "JobStore",
+    "ModelCollection", "PackageStore", "Registry", "TimeSeriesStore",
+]

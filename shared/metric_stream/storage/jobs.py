@@ -1,0 +1,143 @@
+"""Jobs: a header record plus one record per KPI, under `job:{traceId}`.
+
+Each KPI's state is its own record so that 200 callbacks landing at once update 200
+different records with conditional writes: none waits on, or overwrites, another.
+A `jobs` index partition lists jobs by creation time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from metric_stream.errors import ConditionFailed, NotFound
+from metric_stream.models.base import iso
+from metric_stream.models.job import Job, JobStatus, KpiState, KpiStatus, StageTiming
+from metric_stream.ports import Absent, AllOf, Exists, FieldIn, Put, RecordStore, Update
+from metric_stream.storage import keys
+
+_STAGE_START, _STAGE_END = "started_", "finished_"
+
+
+def _header_body(job: Job) -> dict[str, Any]:
+    body = job.model_dump(mode="json", by_alias=True, exclude_none=True,
+                          exclude={"kpis", "stages"})
+    for stage, timing in job.stages.items():
+        body[_STAGE_START + stage] = iso(timing.started_at)
+        if timing.finished_at:
+            body[_STAGE_END + stage] = iso(timing.finished_at)
+    return body
+
+
+def _kpi_body(kpi_id: str, state: KpiState) -> dict[str, Any]:
+    body = state.model_dump(mode="json", by_alias=True, exclude_none=True)
+    body["kpiId"] = kpi_id
+    return body
+
+
+class JobStore:
+    def __init__(self, records: RecordStore) -> None:
+        self.records = records
+
+    def create(self, job: Job) -> Job:
+        """Store a new job. The per-KPI records go first; the header (with the index
+        entry) is written last and atomically, so a job exists once its header does."""
+        states = [
+            Put(keys.job_kpi(job.trace_id, k), _kpi_body(k, job.state_of(k)), Absent())
+            for k in job.kpi_ids
+        ]
+        self.records.put_many(states)
+        self.records.write([
+            Put(keys.job_header(job.trace_id), _header_body(job), Absent()),
+            Put(keys.job_index(job.created_at, job.trace_id), {"traceId": job.trace_id}),
+        ])
+        return job
+
+    def get(self, trace_id: str) -> Job | None:
+        rows = self.records.query(keys.job(trace_id))
+        header: dict[str, Any] | None = None
+        kpis: dict[str, KpiState] = {}
+        for sk, item in rows:
+            if sk == keys.job_header(trace_id).sk:
+                header = item
+            elif sk.startswith("kpi:"):
+                state = {k: v for k, v in item.items() if k != "kpiId"}
+                kpis[sk.removeprefix("kpi:")] = KpiState.model_validate(state)
+        if header is None:
+            return None
+        stages: dict[str, dict[str, Any]] = {}
+        fields: dict[str, Any] = {}
+        for name, value in header.items():
+            if name.startswith(_STAGE_START):
+                stages.setdefault(name.removeprefix(_STAGE_START), {})["startedAt"] = value
+            elif name.startswith(_STAGE_END):
+                stages.setdefault(name.removeprefix(_STAGE_END), {})["finishedAt"] = value
+            else:
+                fields[name] = value
+        fields["kpis"] = {k: kpis[k] for k in fields.get("kpiIds", []) if k in kpis}
+        fields["stages"] = {s: StageTiming.model_validate(t) for s, t in stages.items()
+                            if "startedAt" in t}
+        return Job.model_validate(fields)
+
+    def require(self, trace_id: str) -> Job:
+        job = self.get(trace_id)
+        if job is None:
+            raise NotFound(f"job {trace_id!r} does not exist", field="traceId")
+        return job
+
+    def exists(self, trace_id: str) -> bool:
+        return self.records.get(keys.job_header(trace_id)) is not None
+
+    def list(self, *, limit: int = 50, before: datetime | None = None) -> list[Job]:
+        """The newest jobs first."""
+        rows = self.records.query(keys.JOB_INDEX, end=iso(before) if before else None,
+                                  limit=limit, descending=True)
+        jobs = (self.get(item["traceId"]) for _, item in rows)
+        return [j for j in jobs if j is not None]
+
+    def mark_kpi_op(self, trace_id: str, kpi_id: str, status: KpiStatus, now: datetime, *,
+                    error: dict[str, Any] | None = None,
+                    only_from: Sequence[KpiStatus] = (KpiStatus.PENDING,)) -> Update:
+        changes: dict[str, Any] = {"status": status.value, "updatedAt": iso(now)}
+        if error is not None:
+            changes["error"] = error
+        return Update(
+            keys.job_kpi(trace_id, kpi_id),
+            set=changes,
+            remove=() if error is not None else ("error",),
+            condition=FieldIn("status", tuple(s.value for s in only_from)),
+        )
+
+    def mark_kpi(self, trace_id: str, kpi_id: str, status: KpiStatus, now: datetime, *,
+                 error: dict[str, Any] | None = None,
+                 only_from: Sequence[KpiStatus] = (KpiStatus.PENDING,)) -> bool:
+        """Move one KPI to `status` if it is in one of `only_from`; False if it was not
+        (already settled, or not part of the job)."""
+        op = self.mark_kpi_op(trace_id, kpi_id, status, now, error=error, only_from=only_from)
+        try:
+            self.records.write([op])
+        except ConditionFailed:
+            return False
+        return True
+
+    def advance(self, trace_id: str, to: JobStatus, now: datetime, *,
+                only_from: Sequence[JobStatus], finish_stage: str | None = None,
+                changes: dict[str, Any] | None = None) -> bool:
+        """Move the job to `to` if it is in one of `only_from` (exactly one caller wins),
+        stamping the stage timings; False if another caller moved it first."""
+        stamp = iso(now)
+        updates: dict[str, Any] = {"status": to.value, "updatedAt": stamp, **(changes or {})}
+        if not to.terminal:
+            updates[_STAGE_START + to.value] = stamp
+        if finish_stage:
+            updates[_STAGE_END + finish_stage] = stamp
+        try:
+            self.records.write([Update(
+                keys.job_header(trace_id),
+                set=updates,
+                condition=AllOf((Exists(), FieldIn("status", tuple(s.value for s in only_from)))),
+            )])
+        except ConditionFailed:
+            return False
+        return True

@@ -1,0 +1,127 @@
+"""KPI time series: one record per point, idempotent appends, range reads.
+
+The same KPI and timestamp never make two points: a replay of the same value is a
+duplicate (reported, not an error), another value for a stored timestamp is a
+`PointConflict` and overwrites nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from metric_stream.errors import ConditionFailed, PointConflict, StorageError
+from metric_stream.models.base import iso
+from metric_stream.models.timeseries import DataPoint
+from metric_stream.ports import Absent, Delete, Key, Op, Put, RecordStore
+from metric_stream.storage import keys
+
+_RACE_RETRIES = 5
+
+
+@dataclass
+class AppendOutcome:
+    stored: list[DataPoint] = field(default_factory=list)
+    duplicates: list[DataPoint] = field(default_factory=list)
+
+
+@dataclass
+class BulkOutcome:
+    stored: int = 0
+    duplicates: int = 0
+    conflicts: list[DataPoint] = field(default_factory=list)
+
+
+def _body(point: DataPoint) -> dict[str, object]:
+    return point.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def _point(item: dict[str, object]) -> DataPoint:
+    return DataPoint.model_validate(item)
+
+
+class TimeSeriesStore:
+    def __init__(self, records: RecordStore) -> None:
+        self.records = records
+
+    def points(self, kpi_id: str, *, start: datetime | None = None, end: datetime | None = None,
+               limit: int | None = None, descending: bool = False) -> list[DataPoint]:
+        """Points of one KPI with `start <= timestamp <= end`, oldest first (or newest)."""
+        rows = self.records.query(
+            keys.timeseries(kpi_id),
+            start=iso(start) if start else None,
+            end=iso(end) if end else None,
+            limit=limit,
+            descending=descending,
+        )
+        return [_point(item) for _, item in rows]
+
+    def latest(self, kpi_id: str) -> DataPoint | None:
+        found = self.points(kpi_id, limit=1, descending=True)
+        return found[0] if found else None
+
+    def get(self, kpi_id: str, timestamp: datetime) -> DataPoint | None:
+        item = self.records.get(keys.point(kpi_id, timestamp))
+        return None if item is None else _point(item)
+
+    def append(self, points: Sequence[DataPoint], *, also: Sequence[Op] = ()) -> AppendOutcome:
+        """Store the new points and the `also` operations in one atomic write.
+
+        Points already stored with the same value are skipped as duplicates; if any
+        point meets another value, `PointConflict` is raised and nothing is written.
+        """
+        for _ in range(_RACE_RETRIES):
+            existing = self.records.get_many(keys.point(p.kpi_id, p.timestamp) for p in points)
+            outcome = AppendOutcome()
+            for p in points:
+                stored = existing.get(keys.point(p.kpi_id, p.timestamp))
+                if stored is None:
+                    outcome.stored.append(p)
+                elif _point(stored).same_value(p):
+                    outcome.duplicates.append(p)
+                else:
+                    raise PointConflict(
+                        f"{p.kpi_id} already has value {_point(stored).value!r} at "
+                        f"{iso(p.timestamp)}; refusing {p.value!r}",
+                        field="data",
+                    )
+            ops: list[Op] = [self.put_op(p) for p in outcome.stored]
+            try:
+                self.records.write([*ops, *also])
+            except ConditionFailed as failed:
+                if not any(i < len(ops) for i in failed.indexes):
+                    raise  # one of the caller's own conditions: theirs to handle
+                continue  # another writer stored one of these points meanwhile: look again
+            return outcome
+        raise StorageError("points kept changing under concurrent writers; try again")
+
+    def append_many(self, points: Sequence[DataPoint]) -> BulkOutcome:
+        """Bulk import: each point on its own (not atomic as a group)."""
+        outcome = BulkOutcome()
+        written = self.records.put_many([self.put_op(p) for p in points])
+        losers = [p for p, ok in zip(points, written, strict=True) if not ok]
+        outcome.stored = len(points) - len(losers)
+        existing = self.records.get_many(keys.point(p.kpi_id, p.timestamp) for p in losers)
+        for p in losers:
+            stored = existing.get(keys.point(p.kpi_id, p.timestamp))
+            if stored is not None and _point(stored).same_value(p):
+                outcome.duplicates += 1
+            else:
+                outcome.conflicts.append(p)
+        return outcome
+
+    def delete(self, points: Sequence[DataPoint]) -> None:
+        self.records.delete_many([keys.point(p.kpi_id, p.timestamp) for p in points])
+
+    @staticmethod
+    def put_op(point: DataPoint) -> Put:
+        return Put(keys.point(point.kpi_id, point.timestamp), _body(point), Absent())
+
+    @staticmethod
+    def delete_op(point: DataPoint) -> Delete:
+        return Delete(keys.point(point.kpi_id, point.timestamp))
+
+    @staticmethod
+    def key(kpi_id: str, timestamp: datetime) -> Key:
+        return keys.point(kpi_id, timestamp)
