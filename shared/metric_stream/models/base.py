@@ -20,6 +20,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    WithJsonSchema,
 )
 from pydantic.alias_generators import to_camel
 
@@ -37,7 +38,7 @@ _ISO_PREFIX = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
 
 
 def _check_id(value: str) -> str:
-    if not ID_PATTERN.match(value):
+    if not ID_PATTERN.fullmatch(value):  # not .match: its `$` accepts a trailing newline
         raise ValueError(f"must be {ID_RULE}")
     return value
 
@@ -60,14 +61,27 @@ def _check_timestamp_input(value: Any) -> Any:
 
 
 def _to_utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+05:00 is before year 1 in UTC
+        raise ValueError("is out of range once converted to UTC") from None
 
 
-Id = Annotated[str, Field(strict=True), AfterValidator(_check_id)]
+# The validators are AfterValidators (for their own messages), so the JSON schemas
+# (`metric-stream schemas`) state the same rules explicitly.
+Id = Annotated[
+    str,
+    Field(strict=True),
+    AfterValidator(_check_id),
+    WithJsonSchema({"type": "string", "pattern": ID_PATTERN.pattern}),
+]
 KpiId = Id
 TraceId = Id
 FiniteNumber = Annotated[
-    float, Field(strict=True, allow_inf_nan=False), AfterValidator(_check_number)
+    float,
+    Field(strict=True, allow_inf_nan=False),
+    AfterValidator(_check_number),
+    WithJsonSchema({"type": "number", "minimum": -MAX_MAGNITUDE, "maximum": MAX_MAGNITUDE}),
 ]
 Timestamp = Annotated[
     AwareDatetime, BeforeValidator(_check_timestamp_input), AfterValidator(_to_utc)

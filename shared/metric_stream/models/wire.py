@@ -18,7 +18,6 @@ from pydantic import (
     Tag,
     ValidationInfo,
     field_validator,
-    model_validator,
 )
 
 from metric_stream.errors import InvalidInput
@@ -182,13 +181,22 @@ class ErrorReport(WireModel):
             return str(value)
         return value
 
-    @model_validator(mode="after")
-    def _one_kind_of_target(self) -> ErrorReport:
-        if self.kpi_id is not None and self.kpi_ids is not None:
-            raise ValueError("give either kpiId or kpiIds, not both")
-        if not self.error:
-            raise ValueError("error must not be empty")
-        return self
+    # Field validators rather than a model validator, so the problem names its field.
+    @field_validator("error")
+    @classmethod
+    def _not_empty(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if not value:
+            raise ValueError("must not be empty")
+        return value
+
+    @field_validator("kpi_ids")
+    @classmethod
+    def _one_kind_of_target(
+        cls, value: list[str] | None, info: ValidationInfo
+    ) -> list[str] | None:
+        if value is not None and info.data.get("kpi_id") is not None:
+            raise ValueError("give either kpiId (one KPI) or kpiIds (several), not both")
+        return value
 
     @property
     def targets(self) -> list[str]:
