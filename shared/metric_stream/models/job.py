@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -42,6 +42,7 @@ class KpiState(AdminModel):
 
     status: KpiStatus = KpiStatus.PENDING
     error: dict[str, Any] | None = None
+    detail: dict[str, Any] | None = None
     updated_at: Timestamp | None = None
 
 
@@ -86,4 +87,4 @@ class Job(AdminModel):
 
 def new_trace_id(now: datetime) -> str:
     """`trace_YYYYMMDD_HHMMSS_<6 hex>`: sortable by time, unique by its random tail."""
-    return f"trace_{now:%Y%m%d_%H%M%S}_{secrets.token_hex(3)}"
+    return f"trace_{now.astimezone(UTC):%Y%m%d_%H%M%S}_{secrets.token_hex(3)}"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 from croniter import croniter
@@ -43,5 +43,8 @@ class Schedule(AdminModel):
         return check_cron(value)
 
     def next_runs(self, after: datetime, count: int = 5) -> list[datetime]:
-        it = croniter(self.cron, after)
+        """The next `count` fire times after `after`, in UTC (a naive `after` is UTC)."""
+        # croniter reads the expression in `after`'s own zone; the cron is in UTC.
+        start = after.replace(tzinfo=UTC) if after.tzinfo is None else after.astimezone(UTC)
+        it = croniter(self.cron, start)
         return [it.get_next(datetime) for _ in range(count)]
