@@ -202,3 +202,27 @@ def test_import_log_errors_expire(services: Services, clock: ManualClock) -> Non
     clock.advance(timedelta(days=31))
     assert services.imports.errors("btc", status.import_id) == []
     assert services.imports.status("btc", status.import_id) == status
+
+
+def test_kpi_ids_resolve_to_their_entry_and_are_never_yielded_twice(services: Services,
+                                                                   clock: ManualClock) -> None:
+    kpis = services.registry.kpis
+    kpis.create(kpi("cbbi-multi", kpi_ids=["cbbi-mvrv", "cbbi-rhodl"]).stamped(clock.now()))
+    kpis.create(kpi("btc-price").stamped(clock.now()))
+    assert kpis.resolve(["cbbi-mvrv", "btc-price", "nope"]) == {
+        "cbbi-mvrv": "cbbi-multi", "btc-price": "btc-price"}
+    with pytest.raises(AlreadyExists, match="cbbi-rhodl"):
+        kpis.create(kpi("other-multi", kpi_ids=["cbbi-rhodl", "x"]))
+    assert kpis.get("other-multi") is None
+    assert kpis.resolve(["x"]) == {}
+
+    clock.advance(1)
+    changed = kpis.require("cbbi-multi").model_copy(
+        update={"kpi_ids": ["cbbi-mvrv", "cbbi-puell"]})
+    kpis.replace(changed.stamped(clock.now()))
+    assert kpis.resolve(["cbbi-rhodl", "cbbi-puell"]) == {"cbbi-puell": "cbbi-multi"}
+    with pytest.raises(AlreadyExists, match="btc-price"):
+        kpis.replace(changed.model_copy(update={"kpi_ids": ["cbbi-mvrv", "btc-price"]}))
+    assert kpis.require("cbbi-multi").kpi_ids == ["cbbi-mvrv", "cbbi-puell"]
+    kpis.delete("cbbi-multi")
+    assert kpis.resolve(["cbbi-mvrv", "cbbi-puell"]) == {}

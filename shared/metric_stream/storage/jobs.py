@@ -89,6 +89,15 @@ class JobStore:
     def exists(self, trace_id: str) -> bool:
         return self.records.get(keys.job_header(trace_id)) is not None
 
+    def kpi_states(self, trace_id: str, kpi_ids: Sequence[str]) -> tuple[bool, dict[str, KpiStatus]]:
+        """Whether the job exists, and the state of those of `kpi_ids` that belong to it,
+        in one batch read."""
+        wanted = [keys.job_header(trace_id), *(keys.job_kpi(trace_id, k) for k in kpi_ids)]
+        found = self.records.get_many(wanted)
+        states = {k: KpiStatus(found[keys.job_kpi(trace_id, k)]["status"])
+                  for k in kpi_ids if keys.job_kpi(trace_id, k) in found}
+        return keys.job_header(trace_id) in found, states
+
     def list(self, *, limit: int = 50, before: datetime | None = None) -> list[Job]:
         """The newest jobs first."""
         rows = self.records.query(keys.JOB_INDEX, end=iso(before) if before else None,
@@ -97,24 +106,27 @@ class JobStore:
         return [j for j in jobs if j is not None]
 
     def mark_kpi_op(self, trace_id: str, kpi_id: str, status: KpiStatus, now: datetime, *,
-                    error: dict[str, Any] | None = None,
+                    error: dict[str, Any] | None = None, detail: dict[str, Any] | None = None,
                     only_from: Sequence[KpiStatus] = (KpiStatus.PENDING,)) -> Update:
         changes: dict[str, Any] = {"status": status.value, "updatedAt": iso(now)}
         if error is not None:
             changes["error"] = error
+        if detail:
+            changes["detail"] = detail
         return Update(
             keys.job_kpi(trace_id, kpi_id),
             set=changes,
-            remove=() if error is not None else ("error",),
+            remove=() if error is not None else ("error", "detail"),
             condition=FieldIn("status", tuple(s.value for s in only_from)),
         )
 
     def mark_kpi(self, trace_id: str, kpi_id: str, status: KpiStatus, now: datetime, *,
-                 error: dict[str, Any] | None = None,
+                 error: dict[str, Any] | None = None, detail: dict[str, Any] | None = None,
                  only_from: Sequence[KpiStatus] = (KpiStatus.PENDING,)) -> bool:
         """Move one KPI to `status` if it is in one of `only_from`; False if it was not
         (already settled, or not part of the job)."""
-        op = self.mark_kpi_op(trace_id, kpi_id, status, now, error=error, only_from=only_from)
+        op = self.mark_kpi_op(trace_id, kpi_id, status, now, error=error, detail=detail,
+                              only_from=only_from)
         try:
             self.records.write([op])
         except ConditionFailed:

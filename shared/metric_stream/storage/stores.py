@@ -1,36 +1,18 @@
-"""The other typed stores: registry, packages, documents, deliveries, config, import log."""
+"""The other typed stores: packages, documents, deliveries, config, import log."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
 from metric_stream.models.config import SystemConfig
-from metric_stream.models.delivery import DeliveryEndpoint, DeliveryRecord
-from metric_stream.models.kpi import KpiDefinition
+from metric_stream.models.delivery import DeliveryRecord
 from metric_stream.models.report import ConsolidatedPackage, DocumentRecord, KpiPackage
-from metric_stream.models.schedule import Schedule
 from metric_stream.models.timeseries import ImportRowError, ImportStatus
 from metric_stream.ports import Put, RecordStore
 from metric_stream.storage import keys
-from metric_stream.storage.collection import ModelCollection, to_item, validated
+from metric_stream.storage.collection import to_item, validated
 
 IMPORT_ERROR_TTL = timedelta(days=30)
-
-
-class Registry:
-    """KPIs, delivery endpoints and schedules."""
-
-    def __init__(self, records: RecordStore) -> None:
-        self.kpis = ModelCollection(records, keys.KPI_REGISTRY, KpiDefinition,
-                                    lambda k: k.id, "KPI")
-        self.endpoints = ModelCollection(records, keys.ENDPOINT_REGISTRY, DeliveryEndpoint,
-                                         lambda e: e.id, "delivery endpoint")
-        self.schedules = ModelCollection(records, keys.SCHEDULE_REGISTRY, Schedule,
-                                         lambda s: s.id, "schedule")
-
-    def kpi_sources(self) -> dict[str, KpiDefinition]:
-        """Every KPI id any registry entry yields, mapped to that entry."""
-        return {kpi_id: entry for entry in self.kpis.list() for kpi_id in entry.yields}
 
 
 class PackageStore:
