@@ -281,7 +281,8 @@ class BlobStore(ABC):
     def delete(self, key: str) -> None:
         self._delete(self.check_key(key))
 
-    def list(self, prefix: str = "") -> list[str]:
+    def keys(self, prefix: str = "") -> list[str]:
+        """Keys of the blobs starting with `prefix`, sorted."""
         return sorted(self._list(prefix))
 
     def url(self, key: str, *, expires_in: timedelta = timedelta(hours=24)) -> str:

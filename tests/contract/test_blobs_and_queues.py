@@ -17,8 +17,8 @@ def test_blob_round_trip_list_and_delete(services: Services) -> None:
     blobs.put("charts/trace_1/btc.png", b"\x89PNG")
     assert blobs.get("reports/2026/11/trace_1.pdf") == b"%PDF-1.7 demo"
     assert blobs.exists("charts/trace_1/btc.png")
-    assert blobs.list("reports/") == ["reports/2026/11/trace_1.pdf"]
-    assert blobs.list() == ["charts/trace_1/btc.png", "reports/2026/11/trace_1.pdf"]
+    assert blobs.keys("reports/") == ["reports/2026/11/trace_1.pdf"]
+    assert blobs.keys() == ["charts/trace_1/btc.png", "reports/2026/11/trace_1.pdf"]
     blobs.put("charts/trace_1/btc.png", b"replaced")
     assert blobs.get("charts/trace_1/btc.png") == b"replaced"
     blobs.delete("charts/trace_1/btc.png")

@@ -38,7 +38,8 @@ def load_seed(path: Path) -> list[KpiDefinition]:
     return definitions
 
 
-def seed_registry(services: Services, definitions: list[KpiDefinition]) -> tuple[list[str], list[str]]:
+def seed_registry(services: Services,
+                  definitions: list[KpiDefinition]) -> tuple[list[str], list[str]]:
     """Add the definitions whose ids are not in the registry; returns (added, kept)."""
     now = services.clock.now()
     added, kept = [], []

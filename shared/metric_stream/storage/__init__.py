@@ -7,6 +7,6 @@ from metric_stream.storage.stores import ConfigStore, DeliveryStore, ImportLog, 
 from metric_stream.storage.timeseries import AppendOutcome, BulkOutcome, TimeSeriesStore
 
 __all__ = [
-    "AppendOutcome", "BulkOutcome", "ConfigStore", "DeliveryStore", "ImportLog", "JobStore", "KpiCatalog",
-    "ModelCollection", "PackageStore", "Registry", "TimeSeriesStore",
+    "AppendOutcome", "BulkOutcome", "ConfigStore", "DeliveryStore", "ImportLog", "JobStore",
+    "KpiCatalog",    "ModelCollection", "PackageStore", "Registry", "TimeSeriesStore",
 ]

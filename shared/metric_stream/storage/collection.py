@@ -39,7 +39,7 @@ class ModelCollection(Generic[M]):
             raise NotFound(f"{self.noun} {item_id!r} does not exist", field="id")
         return found
 
-    def list(self) -> list[M]:
+    def all(self) -> list[M]:
         return [self.model.model_validate(item) for _, item in self.records.query(self.partition)]
 
     def ids(self) -> list[str]:

@@ -89,7 +89,8 @@ class JobStore:
     def exists(self, trace_id: str) -> bool:
         return self.records.get(keys.job_header(trace_id)) is not None
 
-    def kpi_states(self, trace_id: str, kpi_ids: Sequence[str]) -> tuple[bool, dict[str, KpiStatus]]:
+    def kpi_states(self, trace_id: str,
+                   kpi_ids: Sequence[str]) -> tuple[bool, dict[str, KpiStatus]]:
         """Whether the job exists, and the state of those of `kpi_ids` that belong to it,
         in one batch read."""
         wanted = [keys.job_header(trace_id), *(keys.job_kpi(trace_id, k) for k in kpi_ids)]

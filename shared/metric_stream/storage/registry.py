@@ -88,4 +88,4 @@ class Registry:
 
     def kpi_sources(self) -> dict[str, KpiDefinition]:
         """Every KPI id any registry entry yields, mapped to that entry."""
-        return {kpi_id: entry for entry in self.kpis.list() for kpi_id in entry.yields}
+        return {kpi_id: entry for entry in self.kpis.all() for kpi_id in entry.yields}

@@ -1,0 +1,101 @@
+"""Who may call what: an ingestion key or a Standard Webhooks signature for ingestion,
+the admin bearer key for admin routes (it also opens ingestion routes).
+
+Comparisons are constant-time; a 401 never says which part failed. A signed message's
+`webhook-id` is remembered after it succeeds, so the sender's replay is answered as a
+duplicate without being processed again.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import time
+from datetime import timedelta
+
+from pydantic import SecretStr
+
+from metric_stream.api.http import Request, Response, Route
+from metric_stream.errors import Unauthorized
+from metric_stream.ports import Absent, Key, Put, RecordStore
+from metric_stream.settings import Settings
+
+TOLERANCE_S = 5 * 60
+_SEEN_PARTITION = "webhook-id"
+_SEEN_TTL = timedelta(seconds=2 * TOLERANCE_S)  # a replay past the window fails the time check
+
+
+def _same(given: str, secret: SecretStr | None) -> bool:
+    if secret is None:
+        return False
+    return hmac.compare_digest(given.encode(), secret.get_secret_value().encode())
+
+
+def _key_bytes(secret: str) -> bytes:
+    if secret.startswith("whsec_"):
+        try:
+            return base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+        except binascii.Error:
+            pass
+    return secret.encode()
+
+
+def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
+    """The `webhook-signature` value for a message (Standard Webhooks, v1)."""
+    content = f"{message_id}.{timestamp}.".encode() + body
+    digest = hmac.new(_key_bytes(secret), content, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
+
+
+class Authenticator:
+    def __init__(self, settings: Settings, records: RecordStore) -> None:
+        self.settings = settings
+        self.records = records
+
+    def check(self, route: Route, request: Request) -> Response | None:
+        """Raise `Unauthorized`, answer early (a replayed signed message), or let pass."""
+        if route.auth == "public":
+            return None
+        if self._admin(request):
+            return None
+        if route.auth == "ingestion":
+            api_key = request.header("x-api-key")
+            if api_key is not None:
+                if _same(api_key, self.settings.ingestion_key):
+                    return None
+                raise Unauthorized("authentication failed")
+            if request.header("webhook-signature") is not None and self._signed(request):
+                message_id = request.header("webhook-id") or ""
+                if self.records.get(Key(_SEEN_PARTITION, message_id)) is not None:
+                    return Response.json({"status": "duplicate", "webhookId": message_id,
+                                          "message": "this webhook-id was already processed"})
+                return None
+        raise Unauthorized("authentication failed")
+
+    def succeeded(self, request: Request) -> None:
+        """Remember a signed message once it was processed (only then: a sender retries
+        failures with the same id, and those must be processed)."""
+        message_id = request.header("webhook-id")
+        if message_id and request.header("webhook-signature") and not request.header("x-api-key"):
+            expires = self.records.clock.now() + _SEEN_TTL
+            self.records.put_many([Put(Key(_SEEN_PARTITION, message_id[:200]), {"seen": True},
+                                       Absent(), expires_at=expires)])
+
+    def _admin(self, request: Request) -> bool:
+        authorization = request.header("authorization") or ""
+        scheme, _, token = authorization.partition(" ")
+        return scheme.lower() == "bearer" and _same(token.strip(), self.settings.admin_key)
+
+    def _signed(self, request: Request) -> bool:
+        secret = self.settings.hmac_secret
+        message_id = request.header("webhook-id")
+        stamp = request.header("webhook-timestamp")
+        if secret is None or not message_id or not stamp or not stamp.isdigit():
+            return False
+        if abs(time.time() - int(stamp)) > TOLERANCE_S:
+            return False
+        expected = sign(secret.get_secret_value(), message_id, int(stamp), request.body)
+        given = (request.header("webhook-signature") or "").split()
+        return any(hmac.compare_digest(expected.encode(), g.encode()) for g in given)

@@ -1,0 +1,53 @@
+"""Ingestion routes: `POST /api/kpi-data`, `POST /api/kpi-error`, `GET /api/health`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from metric_stream import __version__
+from metric_stream.api.http import Api, Request, Response, Route
+from metric_stream.models.wire import ErrorReport, KpiResult, MultiKpiResult
+from metric_stream.services.ingest import ingest_result, report_error
+
+
+def kpi_data(api: Api, request: Request) -> Response:
+    outcome = ingest_result(api.services, request.json())
+    body = outcome.to_wire()
+    if not outcome.job.known:
+        body["message"] = "point stored; no job has this traceId, so no job was updated"
+        return Response.json(body, 202)
+    return Response.json(body)
+
+
+def kpi_error(api: Api, request: Request) -> Response:
+    outcome = report_error(api.services, request.json())
+    body = outcome.to_wire()
+    if not outcome.job.known:
+        body["message"] = f"no job has this traceId; error noted: {outcome.message}"
+        return Response.json(body, 202)
+    return Response.json(body)
+
+
+def health(api: Api, request: Request) -> dict[str, Any]:
+    api.services.config.get()  # reads the store: a StorageError answers 503
+    return {"status": "ok", "version": __version__, "backend": api.services.settings.backend,
+            "time": api.services.clock.now().isoformat()}
+
+
+ROUTES = [
+    Route("POST", "/api/kpi-data", kpi_data, "ingestion",
+          "Ingest a KPI result (single or multi-KPI)", (KpiResult, MultiKpiResult),
+          responses={200: "stored, or a duplicate of a stored point",
+                     202: "stored; no job has this traceId",
+                     404: "a KPI id is not in the registry",
+                     409: "another value is stored for this KPI and timestamp"},
+          tag="ingestion"),
+    Route("POST", "/api/kpi-error", kpi_error, "ingestion",
+          "Report a collection failure", ErrorReport,
+          responses={200: "the KPIs were marked failed (or had settled already)",
+                     202: "no job has this traceId",
+                     404: "a KPI id is not in the registry"},
+          tag="ingestion"),
+    Route("GET", "/api/health", health, "public", "Liveness and storage check",
+          responses={200: "healthy", 503: "the store cannot be reached"}, tag="ingestion"),
+]

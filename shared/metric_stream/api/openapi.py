@@ -1,0 +1,106 @@
+"""The OpenAPI 3.1 document, generated from the route table and the models."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from metric_stream import __version__
+from metric_stream.api.http import Route
+
+_ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {"error": {
+        "type": "object",
+        "required": ["code", "message"],
+        "properties": {"code": {"type": "string"}, "message": {"type": "string"},
+                       "field": {"type": "string"}},
+    }},
+}
+_SECURITY: dict[str, list[dict[str, list[str]]]] = {
+    "ingestion": [{"apiKey": []}, {"webhookSignature": []}, {"adminKey": []}],
+    "admin": [{"adminKey": []}],
+    "public": [],
+}
+_COMMON_ERRORS = {
+    400: "the body is not readable JSON",
+    413: "the body is too large",
+    422: "a field is invalid; `error.field` names it",
+}
+
+
+def _models(routes: Sequence[Route]) -> list[type[BaseModel]]:
+    found: list[type[BaseModel]] = []
+    for route in routes:
+        models = route.request_model
+        if models is None:
+            continue
+        for model in (models if isinstance(models, Sequence) else [models]):
+            if model not in found:
+                found.append(model)
+    return found
+
+
+def build_openapi(routes: Sequence[Route]) -> dict[str, Any]:
+    models = _models(routes)
+    refs, schema = models_json_schema([(m, "validation") for m in models], by_alias=True,
+                                      ref_template="#/components/schemas/{model}")
+    components: dict[str, Any] = dict(schema.get("$defs", {}))
+    components["Error"] = _ERROR
+    paths: dict[str, dict[str, Any]] = {}
+    for route in routes:
+        operation: dict[str, Any] = {
+            "operationId": route.operation_id,
+            "summary": route.summary,
+            "tags": [route.tag],
+            "security": _SECURITY[route.auth],
+            "responses": {},
+        }
+        params = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                  for name in route.pattern.groupindex]
+        params += [{"name": name, "in": "query", "required": False, "description": text,
+                    "schema": {"type": "string"}} for name, text in route.query.items()]
+        if params:
+            operation["parameters"] = params
+        if route.request_model is not None:
+            models_here = (route.request_model if isinstance(route.request_model, Sequence)
+                           else [route.request_model])
+            body_refs = [refs[(m, "validation")] for m in models_here]
+            body_schema = body_refs[0] if len(body_refs) == 1 else {"oneOf": body_refs}
+            operation["requestBody"] = {"required": True,
+                                        "content": {route.request_content: {"schema": body_schema}}}
+        elif route.request_content != "application/json":
+            operation["requestBody"] = {"required": True, "content": {
+                route.request_content: {"schema": {"type": "string"}}}}
+        statuses = dict(route.responses)
+        if route.auth != "public":
+            statuses.setdefault(401, "authentication failed")
+        if route.method in ("POST", "PUT"):
+            for status, text in _COMMON_ERRORS.items():
+                statuses.setdefault(status, text)
+        for status, text in sorted(statuses.items()):
+            response: dict[str, Any] = {"description": text}
+            response["content"] = {"application/json": {"schema": (
+                {"$ref": "#/components/schemas/Error"} if status >= 400 else {"type": "object"})}}
+            operation["responses"][str(status)] = response
+        paths.setdefault(route.path, {})[route.method.lower()] = operation
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "metric-stream", "version": __version__,
+                 "description": "The Daily Index Tracker's HTTP API."},
+        "paths": paths,
+        "components": {
+            "schemas": components,
+            "securitySchemes": {
+                "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+                "webhookSignature": {"type": "apiKey", "in": "header", "name": "webhook-signature",
+                                     "description": "Standard Webhooks signature with "
+                                                    "webhook-id and webhook-timestamp"},
+                "adminKey": {"type": "http", "scheme": "bearer"},
+            },
+        },
+    }
