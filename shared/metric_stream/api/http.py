@@ -106,6 +106,7 @@ class Route:
     max_body: int = DEFAULT_MAX_BODY
     tag: str = "api"
     query: Mapping[str, str] = field(default_factory=dict)  # name -> description
+    quick: bool = False  # sub-millisecond on a local store: may run on the event loop
 
     @property
     def pattern(self) -> re.Pattern[str]:
@@ -135,11 +136,19 @@ class Api:
         self.services = services
         self.authenticator = authenticator
 
-    def max_body_for(self, method: str, path: str) -> int:
+    def route_for(self, method: str, path: str) -> Route | None:
         for route, pattern in self._compiled:
             if route.method == method and pattern.match(path):
-                return route.max_body
-        return DEFAULT_MAX_BODY
+                return route
+        return None
+
+    def max_body_for(self, method: str, path: str) -> int:
+        route = self.route_for(method, path)
+        return route.max_body if route else DEFAULT_MAX_BODY
+
+    def is_quick(self, method: str, path: str) -> bool:
+        route = self.route_for(method, path)
+        return route is not None and route.quick
 
     def handle(self, request: Request) -> Response:
         started = time.perf_counter()

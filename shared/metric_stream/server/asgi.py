@@ -22,8 +22,9 @@ Send = Callable[[Message], Awaitable[None]]
 
 
 class AsgiApp:
-    def __init__(self, api: Api, *, threads: int = 16) -> None:
+    def __init__(self, api: Api, *, threads: int = 16, inline: bool = False) -> None:
         self.api = api
+        self.inline = inline
         self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="api")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -49,13 +50,17 @@ class AsgiApp:
         body = await self._read_body(receive, headers, limit)
         query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
         request = Request(method=method, path=path, headers=headers, body=body, query=query)
-        loop = asyncio.get_running_loop()
-        response = await loop.run_in_executor(self.executor, self.api.handle, request)
+        if self.inline and self.api.is_quick(method, path):
+            response = self.api.handle(request)
+        else:
+            loop = asyncio.get_running_loop()
+            response = await loop.run_in_executor(self.executor, self.api.handle, request)
         await send({
             "type": "http.response.start",
             "status": response.status,
-            "headers": [(k.encode("latin-1"), v.encode("latin-1"))
-                        for k, v in response.headers.items()],
+            "headers": [(b"content-length", str(len(response.body)).encode()),
+                        *((k.encode("latin-1"), v.encode("latin-1"))
+                          for k, v in response.headers.items())],
         })
         await send({"type": "http.response.body", "body": response.body})
 

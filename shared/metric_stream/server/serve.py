@@ -4,6 +4,9 @@ requests finish; nothing accepted is lost)."""
 from __future__ import annotations
 
 import logging
+import signal
+import socket
+from typing import Any
 
 from metric_stream.api.app import build_api
 from metric_stream.bootstrap import Services
@@ -11,6 +14,24 @@ from metric_stream.errors import ConfigurationError
 from metric_stream.server.asgi import AsgiApp
 
 log = logging.getLogger("metric_stream.serve")
+
+
+def _server_class() -> Any:
+    import uvicorn
+
+    class GracefulServer(uvicorn.Server):
+        """uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown, so the process
+        dies 'by signal'; a shutdown that finished its work is a clean exit (0)."""
+
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().shutdown(sockets)
+            stopped_by = [signal.Signals(s).name for s in self._captured_signals]
+            self._captured_signals.clear()
+            if stopped_by:
+                log.info("stopped by %s; requests in flight were finished",
+                         ", ".join(stopped_by))
+
+    return GracefulServer
 
 
 def serve(services: Services, *, host: str = "127.0.0.1", port: int = 8080,
@@ -24,11 +45,14 @@ def serve(services: Services, *, host: str = "127.0.0.1", port: int = 8080,
     if settings.admin_key is None:
         log.warning("no METRIC_STREAM_ADMIN_KEY is set: admin routes refuse every request")
     services.init()
-    app = AsgiApp(build_api(services), threads=threads)
+    # On the embedded store the quick routes (ingestion, health) take well under a
+    # millisecond and serialise on SQLite's write lock anyway: running them on the event
+    # loop saves a thread hop per request. Remote stores (AWS) always use the pool.
+    app = AsgiApp(build_api(services), threads=threads, inline=settings.backend == "embedded")
     config = uvicorn.Config(app, host=host, port=port, access_log=access_log,
                             log_level="info", timeout_graceful_shutdown=30, backlog=4096,
                             lifespan="on", server_header=False)
-    server = uvicorn.Server(config)
+    server = _server_class()(config)
     try:
         server.run()
     except SystemExit as exc:  # uvicorn exits when it cannot bind

@@ -26,7 +26,7 @@ from metric_stream.models.wire import (
     extras_of,
     parse_result,
 )
-from metric_stream.ports import Absent, Op, Put
+from metric_stream.ports import Absent, Item, Key, Op, Put
 from metric_stream.storage import keys
 from metric_stream.storage.collection import to_item
 
@@ -81,8 +81,9 @@ def _job_wire(effect: JobEffect, verb: str) -> dict[str, Any]:
             "alreadySettled": effect.already_settled, "notInJob": effect.not_in_job}
 
 
-def _require_known(services: Services, kpi_ids: list[str], field_name: str) -> None:
-    known = services.registry.kpis.resolve(kpi_ids)
+def _require_known(services: Services, kpi_ids: list[str], field_name: str,
+                   prefetched: Mapping[Key, Item] | None = None) -> None:
+    known = services.registry.kpis.resolve(kpi_ids, prefetched)
     unknown = [k for k in kpi_ids if k not in known]
     if unknown:
         raise NotFound(f"KPI id(s) {unknown} are not in the registry", field=field_name)
@@ -98,7 +99,6 @@ def ingest(services: Services, result: KpiResult | MultiKpiResult, *,
            source: str = "n8n") -> IngestOutcome:
     values = result.values
     kpi_ids = list(values)
-    _require_known(services, kpi_ids, "kpiId" if isinstance(result, KpiResult) else "kpiIds")
     now = services.clock.now()
     demo = bool((result.metadata or {}).get("demo"))
     points = []
@@ -111,8 +111,15 @@ def ingest(services: Services, result: KpiResult | MultiKpiResult, *,
                                 metadata=metadata, trace_id=result.trace_id, source=source))
     chart = result.chart if isinstance(result, KpiResult) else None
 
+    # One batch read for the registry check, the job's states and the stored points.
+    catalog, jobs, series = services.registry.kpis, services.jobs, services.timeseries
+    prefetched: Mapping[Key, Item] | None = services.records.get_many([
+        *catalog.resolve_keys(kpi_ids), *jobs.state_keys(result.trace_id, kpi_ids),
+        *series.point_keys(points)])
+    _require_known(services, kpi_ids, "kpiId" if isinstance(result, KpiResult) else "kpiIds",
+                   prefetched)
     for _ in range(_RACE_RETRIES):
-        known, states = services.jobs.kpi_states(result.trace_id, kpi_ids)
+        known, states = jobs.kpi_states(result.trace_id, kpi_ids, prefetched)
         effect = JobEffect(known=known)
         also: list[Op] = []
         for p in points:
@@ -134,9 +141,10 @@ def ingest(services: Services, result: KpiResult | MultiKpiResult, *,
                 also.append(services.jobs.mark_kpi_op(result.trace_id, p.kpi_id,
                                                       KpiStatus.COLLECTED, now))
         try:
-            appended = services.timeseries.append(points, also=also)
+            appended = series.append(points, also=also, prefetched=prefetched)
         except ConditionFailed:
-            continue  # the job moved on between our read and our write: read it again
+            prefetched = None  # the job moved on between our read and our write: read again
+            continue
         return IngestOutcome(
             trace_id=result.trace_id,
             stored=[p.kpi_id for p in appended.stored],

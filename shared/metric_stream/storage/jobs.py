@@ -7,14 +7,24 @@ A `jobs` index partition lists jobs by creation time.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from metric_stream.errors import ConditionFailed, NotFound
 from metric_stream.models.base import iso
 from metric_stream.models.job import Job, JobStatus, KpiState, KpiStatus, StageTiming
-from metric_stream.ports import Absent, AllOf, Exists, FieldIn, Put, RecordStore, Update
+from metric_stream.ports import (
+    Absent,
+    AllOf,
+    Exists,
+    FieldIn,
+    Item,
+    Key,
+    Put,
+    RecordStore,
+    Update,
+)
 from metric_stream.storage import keys
 
 _STAGE_START, _STAGE_END = "started_", "finished_"
@@ -89,15 +99,20 @@ class JobStore:
     def exists(self, trace_id: str) -> bool:
         return self.records.get(keys.job_header(trace_id)) is not None
 
-    def kpi_states(self, trace_id: str,
-                   kpi_ids: Sequence[str]) -> tuple[bool, dict[str, KpiStatus]]:
+    def kpi_states(self, trace_id: str, kpi_ids: Sequence[str],
+                   prefetched: Mapping[Key, Item] | None = None
+                   ) -> tuple[bool, dict[str, KpiStatus]]:
         """Whether the job exists, and the state of those of `kpi_ids` that belong to it,
-        in one batch read."""
-        wanted = [keys.job_header(trace_id), *(keys.job_kpi(trace_id, k) for k in kpi_ids)]
-        found = self.records.get_many(wanted)
+        in one batch read (or from `prefetched`, read with `state_keys`)."""
+        wanted = self.state_keys(trace_id, kpi_ids)
+        found = prefetched if prefetched is not None else self.records.get_many(wanted)
         states = {k: KpiStatus(found[keys.job_kpi(trace_id, k)]["status"])
                   for k in kpi_ids if keys.job_kpi(trace_id, k) in found}
         return keys.job_header(trace_id) in found, states
+
+    @staticmethod
+    def state_keys(trace_id: str, kpi_ids: Sequence[str]) -> list[Key]:
+        return [keys.job_header(trace_id), *(keys.job_kpi(trace_id, k) for k in kpi_ids)]
 
     def list(self, *, limit: int = 50, before: datetime | None = None) -> list[Job]:
         """The newest jobs first."""

@@ -7,13 +7,24 @@ ingestion resolves ids with one batch read and no two entries yield the same id.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from metric_stream.errors import AlreadyExists, ConditionFailed, NotFound
 from metric_stream.models.delivery import DeliveryEndpoint
 from metric_stream.models.kpi import KpiDefinition
 from metric_stream.models.schedule import Schedule
-from metric_stream.ports import Absent, AllOf, Delete, Exists, FieldIn, Key, Op, Put, RecordStore
+from metric_stream.ports import (
+    Absent,
+    AllOf,
+    Delete,
+    Exists,
+    FieldIn,
+    Item,
+    Key,
+    Op,
+    Put,
+    RecordStore,
+)
 from metric_stream.storage import keys
 from metric_stream.storage.collection import ModelCollection, to_item
 
@@ -28,10 +39,17 @@ class KpiCatalog(ModelCollection[KpiDefinition]):
     def __init__(self, records: RecordStore) -> None:
         super().__init__(records, keys.KPI_REGISTRY, KpiDefinition, lambda k: k.id, "KPI")
 
-    def resolve(self, kpi_ids: Iterable[str]) -> dict[str, str]:
-        """Registry entry id of each known KPI id (unknown ids are left out)."""
-        found = self.records.get_many(_index_key(k) for k in kpi_ids)
-        return {key.sk: str(item["entryId"]) for key, item in found.items()}
+    def resolve(self, kpi_ids: Iterable[str],
+                prefetched: Mapping[Key, Item] | None = None) -> dict[str, str]:
+        """Registry entry id of each known KPI id (unknown ids are left out);
+        `prefetched` holds records already read with `resolve_keys`."""
+        wanted = self.resolve_keys(kpi_ids)
+        found = prefetched if prefetched is not None else self.records.get_many(wanted)
+        return {key.sk: str(found[key]["entryId"]) for key in wanted if key in found}
+
+    @staticmethod
+    def resolve_keys(kpi_ids: Iterable[str]) -> list[Key]:
+        return [_index_key(k) for k in kpi_ids]
 
     def create(self, model: KpiDefinition) -> KpiDefinition:
         ops: list[Op] = [Put(self.key(model.id), to_item(model), Absent())]

@@ -7,14 +7,14 @@ duplicate (reported, not an error), another value for a stored timestamp is a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from metric_stream.errors import ConditionFailed, PointConflict, StorageError
 from metric_stream.models.base import iso
 from metric_stream.models.timeseries import DataPoint
-from metric_stream.ports import Absent, Delete, Key, Op, Put, RecordStore
+from metric_stream.ports import Absent, Delete, Item, Key, Op, Put, RecordStore
 from metric_stream.storage import keys
 
 _RACE_RETRIES = 5
@@ -65,14 +65,17 @@ class TimeSeriesStore:
         item = self.records.get(keys.point(kpi_id, timestamp))
         return None if item is None else _point(item)
 
-    def append(self, points: Sequence[DataPoint], *, also: Sequence[Op] = ()) -> AppendOutcome:
+    def append(self, points: Sequence[DataPoint], *, also: Sequence[Op] = (),
+               prefetched: Mapping[Key, Item] | None = None) -> AppendOutcome:
         """Store the new points and the `also` operations in one atomic write.
 
         Points already stored with the same value are skipped as duplicates; if any
         point meets another value, `PointConflict` is raised and nothing is written.
+        `prefetched` may hold the points' records, read with `point_keys`.
         """
-        for _ in range(_RACE_RETRIES):
-            existing = self.records.get_many(keys.point(p.kpi_id, p.timestamp) for p in points)
+        for attempt in range(_RACE_RETRIES):
+            existing = prefetched if prefetched is not None and attempt == 0 else (
+                self.records.get_many(self.point_keys(points)))
             outcome = AppendOutcome()
             for p in points:
                 stored = existing.get(keys.point(p.kpi_id, p.timestamp))
@@ -113,6 +116,10 @@ class TimeSeriesStore:
 
     def delete(self, points: Sequence[DataPoint]) -> None:
         self.records.delete_many([keys.point(p.kpi_id, p.timestamp) for p in points])
+
+    @staticmethod
+    def point_keys(points: Sequence[DataPoint]) -> list[Key]:
+        return [keys.point(p.kpi_id, p.timestamp) for p in points]
 
     @staticmethod
     def put_op(point: DataPoint) -> Put:
