@@ -9,7 +9,6 @@ from typing import Any
 from metric_stream.api import ingest_routes
 from metric_stream.api.auth import Authenticator
 from metric_stream.api.http import Api, Request, Route
-from metric_stream.api.openapi import build_openapi
 from metric_stream.bootstrap import Services
 
 
@@ -26,6 +25,8 @@ ROUTES: list[Route] = [
 
 @cache
 def openapi_document() -> dict[str, Any]:
+    from metric_stream.api.openapi import build_openapi
+
     return build_openapi(ROUTES)
 
 

@@ -8,6 +8,7 @@ from metric_stream import __version__
 from metric_stream.api.http import Api, Request, Response, Route
 from metric_stream.models.wire import ErrorReport, KpiResult, MultiKpiResult
 from metric_stream.services.ingest import ingest_result, report_error
+from metric_stream.storage import keys
 
 
 def kpi_data(api: Api, request: Request) -> Response:
@@ -29,7 +30,7 @@ def kpi_error(api: Api, request: Request) -> Response:
 
 
 def health(api: Api, request: Request) -> dict[str, Any]:
-    api.services.config.get()  # reads the store: a StorageError answers 503
+    api.services.records.get(keys.CONFIG)  # reads the store: a StorageError answers 503
     return {"status": "ok", "version": __version__, "backend": api.services.settings.backend,
             "time": api.services.clock.now().isoformat()}
 
