@@ -1,8 +1,9 @@
 """Ingestion throughput through `metric-stream serve` over HTTP.
 
-Starts `serve` on loopback with a fresh embedded home and a registry of KPIs, then
-200 concurrent keep-alive clients POST distinct KPI/timestamp results plus 10%
-replays of earlier ones. Prints callbacks/s, p50/p99 latency, and checks that no
+Starts `serve` on loopback with a fresh embedded home, a registry of 200 KPIs and one
+job per 200 callbacks (so every callback takes the whole path: point, package, job
+state), then 200 concurrent keep-alive clients POST distinct KPI/timestamp results
+plus 10% replays of earlier ones. Prints callbacks/s, p50/p99 latency, and checks that no
 point was lost or doubled. A raw asyncio HTTP/1.1 client keeps the load generator
 cheap: it shares the 2 cores with the server.
 
@@ -54,6 +55,22 @@ def _has_no_defaults() -> bool:
     return "--no-defaults" in out
 
 
+def trace_of(day: int) -> str:
+    return f"trace_20240101_000000_{day:06x}"
+
+
+def create_jobs(home: Path, days: int) -> None:
+    from metric_stream.bootstrap import build_services
+    from metric_stream.models import Job
+    from metric_stream.settings import Settings
+
+    services = build_services(Settings(home=home))
+    ids = [f"bench-kpi-{i:03d}" for i in range(KPIS)]
+    for day in range(days):
+        services.jobs.create(Job(trace_id=trace_of(day), kpi_ids=ids,
+                                 created_at=datetime(2024, 1, 1, tzinfo=UTC)))
+
+
 def payloads(count: int) -> list[bytes]:
     start = datetime(2024, 1, 1, tzinfo=UTC)
     distinct = int(count / 1.1)
@@ -61,7 +78,7 @@ def payloads(count: int) -> list[bytes]:
     for n in range(distinct):
         kpi, day = n % KPIS, n // KPIS
         bodies.append(json.dumps({
-            "traceId": "trace_bench", "kpiId": f"bench-kpi-{kpi:03d}", "kpiType": "price",
+            "traceId": trace_of(day), "kpiId": f"bench-kpi-{kpi:03d}", "kpiType": "price",
             "timestamp": (start + timedelta(minutes=day)).isoformat(), "data": 1000.0 + n,
         }).encode())
     rng = random.Random(7)
@@ -139,14 +156,15 @@ def count_points(home: Path) -> tuple[int, int]:
 
 
 def run_once(requests: int, clients: int) -> dict[str, float]:
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, open(Path(tmp) / "serve.log", "wb") as log:
         home = Path(tmp) / "home"
         seed_registry(home)
+        create_jobs(home, requests // KPIS + 1)
         port = free_port()
         env = {**os.environ, "METRIC_STREAM_HOME": str(home), "METRIC_STREAM_INGESTION_KEY": KEY}
         server = subprocess.Popen([sys.executable, "-m", "metric_stream.cli.main", "serve",
                                    "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
-                                  stderr=open(Path(tmp) / "serve.log", "wb"))
+                                  stderr=log)
         try:
             wait_ready(port, server)
             bodies = payloads(requests)

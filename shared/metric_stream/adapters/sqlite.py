@@ -196,6 +196,20 @@ class SqliteRecordStore(RecordStore):
             "ORDER BY sk", (pk, "")).fetchall()
         return " ".join(str(r[-1]) for r in rows)
 
+    def _currents(self, conn: sqlite3.Connection, keys: Sequence[Key], now: int
+                  ) -> list[Item | None]:
+        """The live bodies of `keys` (None where absent or expired), in one statement."""
+        sql = " UNION ALL ".join(
+            ["SELECT pk, sk, body, expires_at FROM records WHERE pk = ? AND sk = ?"] * len(keys))
+        rows = {Key(pk, sk): (body, exp) for pk, sk, body, exp in
+                conn.execute(sql, [part for k in keys for part in (k.pk, k.sk)])}
+        currents: list[Item | None] = []
+        for key in keys:
+            row = rows.get(key)
+            alive = row is not None and (row[1] is None or row[1] > now)
+            currents.append(self._item(*row) if row is not None and alive else None)
+        return currents
+
     def _current(self, conn: sqlite3.Connection, key: Key, now: int) -> Item | None:
         row = conn.execute("SELECT body, expires_at FROM records WHERE pk = ? AND sk = ?",
                            (key.pk, key.sk)).fetchone()
@@ -209,7 +223,7 @@ class SqliteRecordStore(RecordStore):
     def _write(self, ops: Sequence[Op], now: datetime) -> None:
         moment = epoch(now)
         with self.db.translated(), self.db.writing() as conn:
-            currents = [self._current(conn, op.key, moment) for op in ops]
+            currents = self._currents(conn, [op.key for op in ops], moment)
             failed = [i for i, (op, item) in enumerate(zip(ops, currents, strict=True))
                       if op.condition is not None and not op.condition.holds(item)]
             if failed:

@@ -39,7 +39,14 @@ if TYPE_CHECKING:
         EndpointHealth,
         mask_url,
     )
-    from metric_stream.models.job import Job, JobStatus, KpiState, KpiStatus, StageTiming, new_trace_id
+    from metric_stream.models.job import (
+        Job,
+        JobStatus,
+        KpiState,
+        KpiStatus,
+        StageTiming,
+        new_trace_id,
+    )
     from metric_stream.models.kpi import (
         AnalysisConfig,
         CollectorSource,
@@ -115,7 +122,59 @@ _WHERE = {
     "utc_now": "metric_stream.models.base",
 }
 
-__all__ = sorted(_WHERE)
+__all__ = [
+    "AdminModel",
+    "AnalysisChain",
+    "AnalysisConfig",
+    "AnalysisStep",
+    "ChartRef",
+    "CollectorSource",
+    "ConsolidatedPackage",
+    "DataObject",
+    "DataPoint",
+    "DeliveryEndpoint",
+    "DeliveryRecord",
+    "DeliveryStatus",
+    "DocumentRecord",
+    "EndpointHealth",
+    "ErrorReport",
+    "FallbackConfig",
+    "FiniteNumber",
+    "Id",
+    "ImportRowError",
+    "ImportState",
+    "ImportStatus",
+    "Job",
+    "JobLifecycleConfig",
+    "JobStatus",
+    "KpiDefinition",
+    "KpiId",
+    "KpiPackage",
+    "KpiResult",
+    "KpiState",
+    "KpiStatus",
+    "KpiTrigger",
+    "MultiKpiResult",
+    "MultiKpiTrigger",
+    "N8nSource",
+    "RetryConfig",
+    "RetryPolicy",
+    "Schedule",
+    "StageTiming",
+    "SystemConfig",
+    "Thresholds",
+    "Timestamp",
+    "TraceId",
+    "WireModel",
+    "check_cron",
+    "iso",
+    "mask_url",
+    "new_trace_id",
+    "parse",
+    "parse_result",
+    "problems_of",
+    "utc_now",
+]
 
 
 def __getattr__(name: str) -> Any:

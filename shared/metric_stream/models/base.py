@@ -94,7 +94,7 @@ def utc_now() -> datetime:
 
 def iso(moment: datetime) -> str:
     """Fixed-width UTC ISO 8601 text: sorts as text in time order (used in storage keys)."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def unique_ids(values: list[str]) -> list[str]:
