@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,6 +32,28 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name, value in _AWS_TEST_ENV.items():
         monkeypatch.setenv(name, value)
     monkeypatch.chdir(tmp_path)
+
+
+_MOTO_DYNAMODB = threading.Lock()
+
+
+@pytest.fixture(autouse=True)
+def moto_dynamodb_is_atomic(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Real DynamoDB applies each request to an item atomically; moto's in-process
+    backend reads, checks and writes an item without a lock, so concurrent tests would
+    see lost updates DynamoDB never shows. Serialise moto's DynamoDB requests (only
+    those: SQS long polls stay concurrent)."""
+    from moto.core.botocore_stubber import BotocoreStubber
+
+    original = BotocoreStubber.process_request
+
+    def serialised(self: Any, request: Any) -> Any:
+        if "dynamodb" not in str(request.url):
+            return original(self, request)
+        with _MOTO_DYNAMODB:
+            return original(self, request)
+
+    monkeypatch.setattr(BotocoreStubber, "process_request", serialised)
 
 
 @pytest.fixture

@@ -14,7 +14,8 @@ def test_embedded_partition_read_uses_the_primary_key(services: Services) -> Non
     if services.settings.backend != "embedded":
         pytest.skip("SQLite query plan")
     plan = services.records.explain_query(keys.timeseries("btc"))  # type: ignore[attr-defined]
-    assert "USING PRIMARY KEY" in plan and "SCAN" not in plan
+    assert "USING PRIMARY KEY" in plan
+    assert "SCAN" not in plan
 
 
 def test_dynamodb_partition_read_is_one_query_on_the_partition_key(services: Services) -> None:

@@ -1,7 +1,7 @@
 """The boto3 clients the AWS adapters share, and how botocore failures become ours.
 
 Clients are created on first use (never at import or construction), once per
-process, because creating one is slow and they are thread-safe once made while
+`AwsClients`, because creating one is slow and they are thread-safe once made while
 boto3 sessions are not. Every adapter maps botocore errors through
 `storage_error`, so callers only ever see `metric_stream.errors` types and no
 message carries credentials.
@@ -38,6 +38,8 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
 CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=64)
+# Presigned URLs signed with SigV4 (botocore may still presign with SigV2 otherwise).
+S3_CONFIG = CLIENT_CONFIG.merge(Config(signature_version="s3v4"))
 
 # Codes whose AWS message may describe the caller's identity: reported by code only.
 _AUTH_CODES = frozenset({
@@ -82,7 +84,7 @@ class AwsClients:
             if self._s3 is None:
                 self._s3 = self._session_locked().client(
                     "s3", region_name=self.region, endpoint_url=self.endpoint_url,
-                    config=CLIENT_CONFIG)
+                    config=S3_CONFIG)
             return self._s3
 
     @property

@@ -111,28 +111,36 @@ def encode_key(key: Key) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- expressions
 class Expression:
-    """The placeholders of one request's expressions: `#n0` for names (any characters
-    allowed), `:v0` for values, `:now` for the write's moment in epoch seconds."""
+    """The placeholders of one request's expressions: `#pk`, `#sk`, `#exp` for the key
+    and TTL attributes, `#n0`... for body fields (whatever characters they hold), `:v0`...
+    (or a given name) for values, `:now` for the write's moment in epoch seconds."""
+
+    _FIXED = {"pk": "#pk", "sk": "#sk", EXPIRES: "#exp"}
 
     def __init__(self, now: int) -> None:
         self.now = now
         self._names: dict[str, str] = {}
         self._values: dict[str, Any] = {}
+        self._fields = 0
+        self._counted = 0
 
     def name(self, field: str) -> str:
         ref = self._names.get(field)
         if ref is None:
-            ref = self._names[field] = f"#n{len(self._names)}"
+            ref = self._FIXED.get(field)
+            if ref is None:
+                ref, self._fields = f"#n{self._fields}", self._fields + 1
+            self._names[field] = ref
         return ref
 
-    def value(self, value: Any) -> str:
-        ref = f":v{len(self._values)}"
+    def value(self, value: Any, ref: str | None = None) -> str:
+        if ref is None:
+            ref, self._counted = f":v{self._counted}", self._counted + 1
         self._values[ref] = value
         return ref
 
     def now_ref(self) -> str:
-        self._values.setdefault(":now", self.now)
-        return ":now"
+        return self.value(self.now, ":now")
 
     def params(self) -> dict[str, Any]:
         """`ExpressionAttributeNames`/`Values` for what was used (DynamoDB refuses unused)."""
@@ -305,11 +313,12 @@ class DynamoRecordStore(RecordStore):
 
     def _query(self, pk: str, start: str | None, end: str | None, prefix: str | None,
                limit: int | None, descending: bool) -> list[tuple[str, Item]]:
-        if (limit is not None and limit <= 0) or (start and end and start > end):
+        start = start or None  # DynamoDB refuses an empty key value; every sk is >= ""
+        if (limit is not None and limit <= 0) or end == "" or (start and end and start > end):
             return []
         now = epoch(self.clock.now())
         expr = Expression(now)
-        condition = f"{expr.name('pk')} = {expr.value(pk)}"
+        condition = f"{expr.name('pk')} = {expr.value(pk, ':pk')}"
         # The key condition takes the prefix, else the range; the rest is checked here.
         if prefix:
             condition += f" AND begins_with({expr.name('sk')}, {expr.value(prefix)})"
@@ -326,8 +335,9 @@ class DynamoRecordStore(RecordStore):
                     and (prefix is None or sk.startswith(prefix)))
 
         def beyond(sk: str) -> bool:  # this and every later sk are out of range
-            return sk < start if descending and start is not None else (
-                not descending and end is not None and sk > end)
+            if descending:
+                return start is not None and sk < start
+            return end is not None and sk > end
 
         params: dict[str, Any] = {"TableName": self.table_name,
                                   "KeyConditionExpression": condition,
