@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 import pytest
 
@@ -30,8 +31,10 @@ class Client:
         if not isinstance(body, bytes | str):
             body = json.dumps(body)
         raw = body.encode() if isinstance(body, str) else body
+        path, _, query = path.partition("?")
         return self.api.handle(Request(method, path, {k.lower(): v for k, v in
-                                                      (headers or {}).items()}, raw))
+                                                      (headers or {}).items()}, raw,
+                                       dict(parse_qsl(query))))
 
     def ingest(self, body: Any, path: str = "/api/kpi-data", key: str = INGEST_KEY) -> Response:
         return self.call("POST", path, body, {"x-api-key": key})

@@ -102,3 +102,26 @@ def test_health_and_openapi_are_public(client: Client) -> None:
     assert {"401", "404", "409", "413", "422"} <= set(post["responses"])
     schemas = spec["components"]["schemas"]
     assert {"KpiResult", "MultiKpiResult", "ErrorReport", "Error"} <= set(schemas)
+
+
+def test_csv_import_route(client: Client, services: Services) -> None:
+    csv_text = ("timestamp,value,metadata\n"
+                "2026-01-01T00:00:00Z,100.5,\n"
+                "2026-01-02T00:00:00+01:00,101,\"{\"\"src\"\": \"\"x\"\"}\"\n"
+                "2026-01-03T00:00:00,102,\n"
+                "2026-01-04T00:00:00Z,NaN,\n")
+    admin = {"authorization": f"Bearer {ADMIN_KEY}", "content-type": "text/csv"}
+    response = client.call("POST", "/api/kpis/btc-price/import?x=1", csv_text, admin)
+    assert response.status == 200, response.body
+    body = body_of(response)
+    assert (body["rowsImported"], body["rowsRefused"]) == (2, 2)
+    assert [e["row"] for e in body["errors"]] == [4, 5]
+    assert "zone" in body["errors"][0]["reason"] or "timezone" in body["errors"][0]["reason"]
+    assert [p.value for p in services.timeseries.points("btc-price")] == [100.5, 101.0]
+    again = body_of(client.call("POST", "/api/kpis/btc-price/import", csv_text, admin))
+    assert again["rowsImported"] == 0 and again["rowsDuplicate"] == 2
+    assert client.call("POST", "/api/kpis/ghost/import", csv_text, admin).status == 404
+    ingest_key = {"x-api-key": "ingest-key-for-tests"}
+    assert client.call("POST", "/api/kpis/btc-price/import", csv_text, ingest_key).status == 401
+    big = client.call("POST", "/api/kpis/btc-price/import", b"x" * (10 * 1024 * 1024 + 1), admin)
+    assert big.status == 413

@@ -6,7 +6,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from metric_stream.api import ingest_routes
+from metric_stream.api import import_routes, ingest_routes
 from metric_stream.api.auth import Authenticator
 from metric_stream.api.http import Api, Request, Route
 from metric_stream.bootstrap import Services
@@ -18,6 +18,7 @@ def openapi(api: Api, request: Request) -> dict[str, Any]:
 
 ROUTES: list[Route] = [
     *ingest_routes.ROUTES,
+    *import_routes.ROUTES,
     Route("GET", "/api/openapi.json", openapi, "public", "This API's OpenAPI 3.1 document",
           responses={200: "the document"}, tag="meta"),
 ]
