@@ -18,12 +18,17 @@ def register(commands: Any) -> None:
     parser.add_argument("--seed", type=Path, metavar="FILE.json",
                         help="also add the KPI definitions of this JSON file (a list) to the "
                              "registry; ids already present are kept unchanged")
+    parser.add_argument("--no-defaults", action="store_true",
+                        help="do not seed the built-in default KPIs (CoinGecko, Fear & Greed, "
+                             "CBBI, DefiLlama, Binance), which are otherwise added when the "
+                             "registry is empty")
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from metric_stream.bootstrap import build_services
     from metric_stream.cli.seed import load_seed, seed_registry
+    from metric_stream.collectors.defaults import seed_defaults
 
     settings = settings_from(args)
     seed = load_seed(args.seed) if args.seed else []  # validate before creating anything
@@ -40,4 +45,8 @@ def run(args: argparse.Namespace) -> int:
     if seed:
         added, kept = seed_registry(services, seed)
         print(f"  registry: {len(added)} KPI(s) added, {len(kept)} already present and kept")
+    if not args.no_defaults and not services.registry.kpis.ids():
+        defaults = seed_defaults(services)
+        print(f"  registry: {len(defaults)} default KPI entr{'y' if len(defaults) == 1 else 'ies'}"
+              " added (skip with --no-defaults)")
     return EXIT_OK
