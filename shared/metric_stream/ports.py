@@ -77,11 +77,32 @@ class FieldIn(Condition):
 
 
 @dataclass(frozen=True)
+class FieldAtMost(Condition):
+    """The record exists and `field` is a number no greater than `limit`."""
+
+    field: str
+    limit: int | float
+
+    def holds(self, item: Item | None) -> bool:
+        value = None if item is None else item.get(self.field)
+        return isinstance(value, int | float) and not isinstance(value, bool) and \
+            value <= self.limit
+
+
+@dataclass(frozen=True)
 class AllOf(Condition):
     conditions: tuple[Condition, ...]
 
     def holds(self, item: Item | None) -> bool:
         return all(c.holds(item) for c in self.conditions)
+
+
+@dataclass(frozen=True)
+class AnyOf(Condition):
+    conditions: tuple[Condition, ...]
+
+    def holds(self, item: Item | None) -> bool:
+        return any(c.holds(item) for c in self.conditions)
 
 
 # ---------------------------------------------------------------- operations
@@ -323,6 +344,7 @@ class Message:
     body: dict[str, Any]
     receipt: str
     receive_count: int
+    reason: str | None = None  # why it was dead-lettered, when it was moved there on purpose
 
 
 @dataclass(frozen=True)
@@ -365,6 +387,11 @@ class Queue(ABC):
         """Give a message back before its visibility timeout (to retry it sooner)."""
         self._release(self.check_name(queue), message.receipt, delay_seconds)
 
+    def dead_letter(self, queue: str, message: Message, reason: str) -> None:
+        """Move a received message to the dead-letter queue now, with the reason (for a
+        message no retry can help, e.g. a malformed one)."""
+        self._dead_letter(self.check_name(queue), message, reason[:1000])
+
     def depth(self, queue: str) -> QueueDepth:
         return self._depth(self.check_name(queue))
 
@@ -387,6 +414,9 @@ class Queue(ABC):
 
     @abstractmethod
     def _release(self, queue: str, receipt: str, delay_seconds: int) -> None: ...
+
+    @abstractmethod
+    def _dead_letter(self, queue: str, message: Message, reason: str) -> None: ...
 
     @abstractmethod
     def _depth(self, queue: str) -> QueueDepth: ...

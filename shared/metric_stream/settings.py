@@ -45,6 +45,14 @@ class Settings(BaseSettings):
     queue_visibility_timeout: int = Field(default=300, ge=0, le=43_200)
     """Seconds a received message stays hidden before it is received again."""
 
+    outbound_allow_private: bool = False
+    """Let n8n webhooks and delivery webhooks reach private and link-local addresses
+    (cloud metadata addresses stay refused)."""
+
+    outbound_allow_loopback: bool | None = None
+    """Let them reach loopback (127.0.0.0/8, ::1); unset: allowed on the embedded
+    backend (a local n8n), refused on aws."""
+
     ingestion_key: SecretStr | None = None
     """Key n8n workflows and collectors send as `X-API-Key`."""
 

@@ -104,3 +104,17 @@ def test_dead_letter_after_max_receives(services: Services) -> None:
 def test_unknown_queue_is_refused(services: Services) -> None:
     with pytest.raises(InvalidInput, match="unknown queue"):
         services.queue.send("nope", {})
+
+
+def test_dead_letter_on_purpose_keeps_the_reason(services: Services) -> None:
+    q = services.queue
+    q.send("packaging", {"not": "a stage message"})
+    (m,) = q.receive("packaging")
+    q.dead_letter("packaging", m, "the message has no traceId")
+    assert q.receive("packaging") == []
+    deadline = time.monotonic() + 5
+    while q.depth("packaging").dead_letters == 0 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    (dead,) = q.dead_letters("packaging")
+    assert dead.body == {"not": "a stage message"}
+    assert dead.reason == "the message has no traceId"

@@ -155,3 +155,18 @@ def test_conditional_race_has_exactly_one_winner(services: Services) -> None:
         list(pool.map(claim, range(100)))
     assert len(wins) == 1
     assert services.records.get(A) == {"status": "done", "by": wins[0]}
+
+
+def test_any_of_and_at_most_conditions(services: Services) -> None:
+    from metric_stream.ports import AnyOf, FieldAtMost
+
+    lease_free = AnyOf((FieldIn("leaseUntil", (None,)), FieldAtMost("leaseUntil", 100)))
+    services.records.write([Put(A, {"status": "analysing"})])
+    services.records.write([Update(A, set={"leaseUntil": 150}, condition=lease_free)])
+    with pytest.raises(ConditionFailed):
+        services.records.write([Update(A, set={"leaseUntil": 300}, condition=lease_free)])
+    services.records.write([Update(A, set={"leaseUntil": 90})])
+    services.records.write([Update(A, set={"leaseUntil": 400}, condition=lease_free)])
+    assert services.records.get(A) == {"status": "analysing", "leaseUntil": 400}
+    with pytest.raises(ConditionFailed):
+        services.records.write([Update(B, set={"x": 1}, condition=FieldAtMost("n", 5))])

@@ -69,8 +69,8 @@ def server(tmp_path: Path) -> Iterator[Server]:
     srv = start_server(home)
     yield srv
     if srv.process.poll() is None:
-        srv.process.kill()
-    srv.process.communicate()
+        srv.process.terminate()
+    srv.process.communicate(timeout=60)
 
 
 def result(kpi: int, minute: int, value: float = 1.0) -> dict[str, object]:
@@ -135,3 +135,18 @@ def test_a_port_in_use_is_a_clear_error(server: Server, tmp_path: Path) -> None:
     assert result_.returncode != 0
     assert "cannot serve on 127.0.0.1" in result_.stderr
     assert "Traceback" not in result_.stderr
+
+
+def test_workers_do_not_outlive_a_killed_supervisor(server: Server) -> None:
+    children = subprocess.run(["pgrep", "-P", str(server.process.pid)], capture_output=True,
+                              text=True, check=False).stdout.split()
+    assert len(children) >= 2  # the HTTP workers (and multiprocessing's resource tracker)
+    server.process.kill()
+    server.process.wait(timeout=10)
+    deadline = time.monotonic() + 30
+    alive = children
+    while alive and time.monotonic() < deadline:
+        alive = [pid for pid in alive if Path(f"/proc/{pid}").exists()
+                 and "zombie" not in Path(f"/proc/{pid}/status").read_text().lower()]
+        time.sleep(0.2)
+    assert alive == []

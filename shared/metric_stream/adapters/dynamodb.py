@@ -31,11 +31,13 @@ from metric_stream.errors import (
 from metric_stream.ports import (
     Absent,
     AllOf,
+    AnyOf,
     Check,
     Clock,
     Condition,
     Delete,
     Exists,
+    FieldAtMost,
     FieldIn,
     Item,
     Key,
@@ -170,9 +172,18 @@ def render_condition(condition: Condition, expr: Expression) -> str | None:
         return f"(attribute_exists({expr.name('pk')}) AND {alive(expr)})"
     if isinstance(condition, FieldIn):
         return _render_field_in(condition, expr)
+    if isinstance(condition, FieldAtMost):
+        field = expr.name(condition.field)
+        return (f"(attribute_exists({expr.name('pk')}) AND {alive(expr)} AND "
+                f"{field} <= {expr.value(condition.limit)})")
     if isinstance(condition, AllOf):
         parts = [p for p in (render_condition(c, expr) for c in condition.conditions) if p]
         return None if not parts else parts[0] if len(parts) == 1 else f"({' AND '.join(parts)})"
+    if isinstance(condition, AnyOf):
+        rendered = [render_condition(c, expr) for c in condition.conditions]
+        if not rendered or any(r is None for r in rendered):
+            return None  # one branch always holds
+        return rendered[0] if len(rendered) == 1 else f"({' OR '.join(r for r in rendered if r)})"
     raise TypeError(f"no DynamoDB rendering for condition {condition!r}")
 
 

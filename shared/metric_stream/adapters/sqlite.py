@@ -7,7 +7,9 @@ several processes at once (`BEGIN IMMEDIATE` plus a busy timeout).
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -22,6 +24,7 @@ from metric_stream.errors import ConditionFailed, StorageUnavailable
 from metric_stream.ports import (
     Absent,
     Check,
+    Exists,
     Clock,
     Delete,
     Item,
@@ -53,7 +56,8 @@ CREATE TABLE IF NOT EXISTS queue_messages (
     sent_at REAL NOT NULL,
     visible_at REAL NOT NULL,
     receive_count INTEGER NOT NULL DEFAULT 0,
-    receipt TEXT
+    receipt TEXT,
+    reason TEXT
 );
 CREATE INDEX IF NOT EXISTS queue_visible ON queue_messages (queue, visible_at);
 CREATE INDEX IF NOT EXISTS queue_receipt ON queue_messages (receipt);
@@ -81,6 +85,22 @@ class Database:
         self._local = threading.local()
         self._write_lock = _process_lock(self.path)
         self._ready = False
+        self._lock_fd: int | None = None
+
+    @contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """Writers of this file, in this process (a thread lock) and across processes
+        (flock on a lock file beside it), take turns: the kernel queues waiters, where
+        SQLite's own busy handler would poll with growing sleeps."""
+        with self._write_lock:
+            if self._lock_fd is None:
+                self._lock_fd = os.open(self.path.with_suffix(".lock"),
+                                        os.O_RDWR | os.O_CREAT, 0o600)
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     def connection(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -97,7 +117,7 @@ class Database:
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA busy_timeout=30000")
             if not self._ready:
-                with self._write_lock:
+                with self._exclusive():
                     conn.executescript(SCHEMA)
                 self._ready = True
         except (sqlite3.Error, OSError) as exc:
@@ -113,7 +133,7 @@ class Database:
     def writing(self) -> Iterator[sqlite3.Connection]:
         """One write transaction; rolled back whole on any error."""
         conn = self.connection()
-        with self._write_lock:
+        with self._exclusive():
             try:
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
@@ -196,19 +216,29 @@ class SqliteRecordStore(RecordStore):
             "ORDER BY sk", (pk, "")).fetchall()
         return " ".join(str(r[-1]) for r in rows)
 
-    def _currents(self, conn: sqlite3.Connection, keys: Sequence[Key], now: int
+    def _currents(self, conn: sqlite3.Connection, ops: Sequence[Op], now: int
                   ) -> list[Item | None]:
-        """The live bodies of `keys` (None where absent or expired), in one statement."""
+        """The live bodies of the ops' records (None where absent or expired; `{}` where
+        the op only needs to know that the record exists), in one statement."""
+        keys = [op.key for op in ops]
         sql = " UNION ALL ".join(
             ["SELECT pk, sk, body, expires_at FROM records WHERE pk = ? AND sk = ?"] * len(keys))
         rows = {Key(pk, sk): (body, exp) for pk, sk, body, exp in
                 conn.execute(sql, [part for k in keys for part in (k.pk, k.sk)])}
         currents: list[Item | None] = []
-        for key in keys:
-            row = rows.get(key)
-            alive = row is not None and (row[1] is None or row[1] > now)
-            currents.append(self._item(*row) if row is not None and alive else None)
+        for op in ops:
+            row = rows.get(op.key)
+            if row is None or (row[1] is not None and row[1] <= now):
+                currents.append(None)
+            else:
+                currents.append(self._item(*row) if self._needs_body(op) else {})
         return currents
+
+    @staticmethod
+    def _needs_body(op: Op) -> bool:
+        """Whether applying `op` reads the current body (not only whether it exists)."""
+        return isinstance(op, Update) or not (
+            op.condition is None or isinstance(op.condition, Absent | Exists))
 
     def _current(self, conn: sqlite3.Connection, key: Key, now: int) -> Item | None:
         row = conn.execute("SELECT body, expires_at FROM records WHERE pk = ? AND sk = ?",
@@ -223,28 +253,28 @@ class SqliteRecordStore(RecordStore):
     def _write(self, ops: Sequence[Op], now: datetime) -> None:
         moment = epoch(now)
         with self.db.translated(), self.db.writing() as conn:
-            currents = self._currents(conn, [op.key for op in ops], moment)
+            currents = self._currents(conn, ops, moment)
             failed = [i for i, (op, item) in enumerate(zip(ops, currents, strict=True))
                       if op.condition is not None and not op.condition.holds(item)]
             if failed:
                 raise ConditionFailed(failed)
+            rows, gone = [], []
             for op, item in zip(ops, currents, strict=True):
-                self._apply(conn, op, item)
-
-    def _apply(self, conn: sqlite3.Connection, op: Op, current: Item | None) -> None:
-        key = op.key
-        if isinstance(op, Put):
-            expires = epoch(op.expires_at) if op.expires_at else None
-            conn.execute("INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?)",
-                         (key.pk, key.sk, _dumps(op.item), expires))
-        elif isinstance(op, Update):
-            expires = current.pop("expiresAt", None) if current else None
-            conn.execute("INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?)",
-                         (key.pk, key.sk, _dumps(apply_update(current, op)), expires))
-        elif isinstance(op, Delete):
-            conn.execute("DELETE FROM records WHERE pk = ? AND sk = ?", (key.pk, key.sk))
-        else:
-            assert isinstance(op, Check)
+                key = op.key
+                if isinstance(op, Put):
+                    expires = epoch(op.expires_at) if op.expires_at else None
+                    rows.append((key.pk, key.sk, _dumps(op.item), expires))
+                elif isinstance(op, Update):
+                    expires = item.pop("expiresAt", None) if item else None
+                    rows.append((key.pk, key.sk, _dumps(apply_update(item, op)), expires))
+                elif isinstance(op, Delete):
+                    gone.append((key.pk, key.sk))
+                else:
+                    assert isinstance(op, Check)
+            if rows:  # one statement for the whole batch: ingestion writes 3 rows per callback
+                conn.executemany("INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?)", rows)
+            if gone:
+                conn.executemany("DELETE FROM records WHERE pk = ? AND sk = ?", gone)
 
     def _put_many(self, puts: Sequence[Put], now: datetime) -> list[bool]:
         moment = epoch(now)
@@ -324,10 +354,10 @@ class SqliteQueue(Queue):
         taken: list[Message] = []
         with self.db.translated(), self.db.writing() as conn:
             rows = conn.execute(
-                "SELECT id, body, receive_count FROM queue_messages WHERE queue = ? "
+                "SELECT id, body, receive_count, reason FROM queue_messages WHERE queue = ? "
                 "AND visible_at <= ? ORDER BY visible_at, sent_at LIMIT ?",
                 (queue, now, max_messages * 4)).fetchall()
-            for message_id, body, count in rows:
+            for message_id, body, count, reason in rows:
                 if dead_letter and count >= self.max_receives:
                     conn.execute(
                         "UPDATE queue_messages SET queue = ?, receive_count = 0, visible_at = ?, "
@@ -340,7 +370,7 @@ class SqliteQueue(Queue):
                     "UPDATE queue_messages SET receive_count = receive_count + 1, "
                     "visible_at = ?, receipt = ? WHERE id = ?",
                     (now + visibility_timeout, receipt, message_id))
-                taken.append(Message(message_id, json.loads(body), receipt, count + 1))
+                taken.append(Message(message_id, json.loads(body), receipt, count + 1, reason))
         return taken
 
     def _ack(self, queue: str, receipt: str) -> None:
@@ -352,6 +382,13 @@ class SqliteQueue(Queue):
         with self.db.translated(), self.db.writing() as conn:
             conn.execute("UPDATE queue_messages SET visible_at = ? WHERE receipt = ? AND queue = ?",
                          (time.time() + delay_seconds, receipt, queue))
+
+    def _dead_letter(self, queue: str, message: Message, reason: str) -> None:
+        with self.db.translated(), self.db.writing() as conn:
+            conn.execute(
+                "UPDATE queue_messages SET queue = ?, receive_count = 0, visible_at = ?, "
+                "receipt = NULL, reason = ? WHERE receipt = ? AND queue = ?",
+                (f"{queue}-dlq", time.time(), reason, message.receipt, queue))
 
     def _depth(self, queue: str) -> QueueDepth:
         now = time.time()

@@ -148,7 +148,8 @@ class SqsQueue(Queue):
             response = self._sqs.receive_message(
                 QueueUrl=url, MaxNumberOfMessages=max_messages,
                 VisibilityTimeout=visibility_timeout, WaitTimeSeconds=wait,
-                MessageSystemAttributeNames=["ApproximateReceiveCount"])
+                MessageSystemAttributeNames=["ApproximateReceiveCount"],
+                MessageAttributeNames=["reason"])
         return [_message(m, dead) for m in response.get("Messages", [])]
 
     def _ack(self, queue: str, receipt: str) -> None:
@@ -170,6 +171,14 @@ class SqsQueue(Queue):
                                                     VisibilityTimeout=delay_seconds)
         except ClientError as error:
             _unless_stale(error, f"SQS ChangeMessageVisibility {queue}")
+
+    def _dead_letter(self, queue: str, message: Message, reason: str) -> None:
+        dead_url = self._url(self.queue_name(queue, dead=True))
+        with translated(f"SQS SendMessage {queue}-dlq"):
+            self._sqs.send_message(
+                QueueUrl=dead_url, MessageBody=json.dumps(message.body, sort_keys=True),
+                MessageAttributes={"reason": {"DataType": "String", "StringValue": reason}})
+        self._ack(queue, message.receipt)
 
     def _depth(self, queue: str) -> QueueDepth:
         main = self._counts(self.queue_name(queue))
@@ -200,6 +209,8 @@ def _message(raw: MessageTypeDef, dead: bool) -> Message:
         body=body if isinstance(body, dict) else {"raw": text},  # not ours: kept as text
         receipt=(_DEAD if dead else "") + raw.get("ReceiptHandle", ""),
         receive_count=int(raw.get("Attributes", {}).get("ApproximateReceiveCount", "1")),
+        reason=raw.get("MessageAttributes", {}).get("reason", {"StringValue": None}).get(
+            "StringValue"),
     )
 
 

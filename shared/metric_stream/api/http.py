@@ -156,8 +156,10 @@ class Api:
         request.request_id = given if _REQUEST_ID.match(given) else secrets.token_hex(8)
         response = self._dispatch(request)
         response.headers["x-request-id"] = request.request_id
-        log.debug("%s %s -> %s in %.1f ms [%s]", request.method, request.path, response.status,
-                  (time.perf_counter() - started) * 1000, request.request_id)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s %s -> %s in %.1f ms [%s]", request.method, request.path,
+                      response.status, (time.perf_counter() - started) * 1000,
+                      request.request_id)
         return response
 
     def _dispatch(self, request: Request) -> Response:

@@ -63,6 +63,10 @@ class Job(AdminModel):
     schedule_id: Id | None = None
     demo: bool = False
     error: dict[str, Any] | None = None
+    finished_at: Timestamp | None = None
+    lease_owner: str | None = None  # the worker running the current stage, until lease_until
+    lease_until: int | None = None
+    lease_stage: str | None = None
 
     def state_of(self, kpi_id: str) -> KpiState:
         return self.kpis.get(kpi_id) or KpiState()

@@ -4,14 +4,17 @@ requests finish; nothing accepted is lost)."""
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import socket
+import sys
 from typing import Any
 
 from metric_stream.api.app import build_api
 from metric_stream.bootstrap import Services
 from metric_stream.errors import ConfigurationError
 from metric_stream.server.asgi import AsgiApp
+from metric_stream.settings import Settings
 
 log = logging.getLogger("metric_stream.serve")
 
@@ -34,8 +37,37 @@ def _server_class() -> Any:
     return GracefulServer
 
 
+_THREADS_ENV = "METRIC_STREAM_SERVE_THREADS"
+
+
+def _die_with_parent() -> None:
+    """A worker whose supervisor is killed outright (SIGKILL) gets SIGTERM and shuts
+    down gracefully, instead of serving on as an orphan (Linux; elsewhere a no-op)."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+    if os.getppid() == 1:  # the supervisor died before we got here
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def create_app() -> AsgiApp:
+    """The app of one HTTP worker process, built from the environment (`serve` with
+    several workers hands its settings down that way)."""
+    from metric_stream.bootstrap import build_services
+
+    _die_with_parent()
+    services = build_services()
+    threads = int(os.environ.get(_THREADS_ENV, "16"))
+    return AsgiApp(build_api(services), threads=threads,
+                   inline=services.settings.backend == "embedded")
+
+
 def serve(services: Services, *, host: str = "127.0.0.1", port: int = 8080,
-          threads: int = 16, access_log: bool = False) -> None:
+          threads: int = 16, access_log: bool = False, workers: int = 1) -> None:
     import uvicorn
 
     settings = services.settings
@@ -45,6 +77,10 @@ def serve(services: Services, *, host: str = "127.0.0.1", port: int = 8080,
     if settings.admin_key is None:
         log.warning("no METRIC_STREAM_ADMIN_KEY is set: admin routes refuse every request")
     services.init()
+    if workers > 1:
+        _serve_workers(settings, host=host, port=port, threads=threads, access_log=access_log,
+                       workers=workers)
+        return
     # On the embedded store the quick routes (ingestion, health) take well under a
     # millisecond and serialise on SQLite's write lock anyway: running them on the event
     # loop saves a thread hop per request. Remote stores (AWS) always use the pool.
@@ -62,3 +98,26 @@ def serve(services: Services, *, host: str = "127.0.0.1", port: int = 8080,
     if not server.started:
         raise ConfigurationError(f"cannot serve on {host}:{port} (is the port in use?)",
                                  field="--port")
+
+
+def _serve_workers(settings: Settings, *, host: str, port: int, threads: int,
+                   access_log: bool, workers: int) -> None:
+    """Several HTTP worker processes on one socket (uvicorn's supervisor): the request
+    work (HTTP, JSON, validation) runs on every core; writes to the embedded store
+    take turns through its cross-process lock."""
+    import uvicorn
+
+    os.environ["METRIC_STREAM_BACKEND"] = settings.backend
+    os.environ["METRIC_STREAM_HOME"] = str(settings.home.resolve())
+    os.environ[_THREADS_ENV] = str(threads)
+    try:
+        with socket.socket() as probe:  # fail clearly before spawning anything
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError:
+        raise ConfigurationError(f"cannot serve on {host}:{port} (is the port in use?)",
+                                 field="--port") from None
+    uvicorn.run("metric_stream.server.serve:create_app", factory=True, host=host, port=port,
+                workers=workers, access_log=access_log, log_level="info",
+                timeout_graceful_shutdown=30, backlog=4096, lifespan="on",
+                server_header=False)

@@ -107,8 +107,10 @@ def ingest(services: Services, result: KpiResult | MultiKpiResult, *,
         metadata = extras_of(data)
         if demo:
             metadata["demo"] = True
-        points.append(DataPoint(kpi_id=kpi_id, timestamp=result.timestamp, value=value,
-                                metadata=metadata, trace_id=result.trace_id, source=source))
+        # every field comes from the validated result: no second validation on the hot path
+        points.append(DataPoint.model_construct(
+            kpi_id=kpi_id, timestamp=result.timestamp, value=value, metadata=metadata,
+            trace_id=result.trace_id, source=source))
     chart = result.chart if isinstance(result, KpiResult) else None
 
     # One batch read for the registry check, the job's states and the stored points.
@@ -132,7 +134,7 @@ def ingest(services: Services, result: KpiResult | MultiKpiResult, *,
                 effect.already_settled.append(p.kpi_id)
             else:
                 effect.settled.append(p.kpi_id)
-                package = KpiPackage(
+                package = KpiPackage.model_construct(
                     trace_id=result.trace_id, kpi_id=p.kpi_id, kpi_type=result.kpi_type,
                     timestamp=result.timestamp, value=p.value, point_metadata=p.metadata,
                     chart=chart, metadata=result.metadata or {}, created_at=now)

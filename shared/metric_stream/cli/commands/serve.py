@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from typing import Any
 
 from metric_stream.cli.common import EXIT_OK, bounded_int, port, settings_from
@@ -18,6 +19,9 @@ def register(commands: Any) -> None:
     parser.add_argument("--port", type=port, default=8080, help="TCP port (default 8080)")
     parser.add_argument("--threads", type=bounded_int(1, 256, "a thread count"), default=16,
                         help="request handler threads (default 16)")
+    parser.add_argument("--workers", type=bounded_int(1, 64, "a process count"),
+                        default=min(os.cpu_count() or 1, 4),
+                        help="HTTP worker processes (default: one per CPU, at most 4)")
     parser.add_argument("--access-log", action="store_true", help="log every request")
     parser.set_defaults(handler=run)
 
@@ -29,5 +33,5 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     serve(build_services(settings_from(args)), host=args.host, port=args.port,
-          threads=args.threads, access_log=args.access_log)
+          threads=args.threads, access_log=args.access_log, workers=args.workers)
     return EXIT_OK
