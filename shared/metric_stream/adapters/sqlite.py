@@ -24,9 +24,9 @@ from metric_stream.errors import ConditionFailed, StorageUnavailable
 from metric_stream.ports import (
     Absent,
     Check,
-    Exists,
     Clock,
     Delete,
+    Exists,
     Item,
     Key,
     Message,

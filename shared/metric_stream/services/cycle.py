@@ -364,8 +364,23 @@ def recover(services: Services, *, now: datetime | None = None, limit: int = 100
 
 
 __all__ = [
-    "STAGES", "FanOutPlan", "Stage", "StageOutcome", "StageWorkers", "TriggerOutcome",
-    "Triggers", "claim_stage", "consume", "create_job", "handle_message", "plan_fan_out",
-    "plan_settle", "recover", "run_stage", "settle_job", "trigger_job", "trigger_payload",
+    "STAGES",
     "ErrorOutcome",
+    "FanOutPlan",
+    "Stage",
+    "StageOutcome",
+    "StageWorkers",
+    "TriggerOutcome",
+    "Triggers",
+    "claim_stage",
+    "consume",
+    "create_job",
+    "handle_message",
+    "plan_fan_out",
+    "plan_settle",
+    "recover",
+    "run_stage",
+    "settle_job",
+    "trigger_job",
+    "trigger_payload",
 ]
