@@ -53,6 +53,12 @@ class Settings(BaseSettings):
     """Let them reach loopback (127.0.0.0/8, ::1); unset: allowed on the embedded
     backend (a local n8n), refused on aws."""
 
+    n8n_api_url: str | None = None
+    """n8n's base URL for workflow control through its REST API, e.g. http://127.0.0.1:5678."""
+
+    n8n_api_key: SecretStr | None = None
+    """n8n API key (sent as X-N8N-API-KEY)."""
+
     ingestion_key: SecretStr | None = None
     """Key n8n workflows and collectors send as `X-API-Key`."""
 

@@ -173,6 +173,18 @@ def _trigger_failed(services: Services, job: Job, entry: KpiDefinition, reason: 
     return TriggerOutcome(entry.id, False, reason)
 
 
+def start_job(services: Services, triggers: Triggers, *, kpis: Sequence[str] | None = None,
+              schedule_id: str | None = None, demo: bool = False,
+              now: datetime | None = None) -> tuple[Job, list[TriggerOutcome]]:
+    """Fan-out in one call: plan, create the job, trigger every KPI, and settle the job
+    at once if every KPI is already in (built-in collectors answer synchronously)."""
+    plan = plan_fan_out(services.registry.kpis.all(), kpis)
+    job = create_job(services, plan, now=now, schedule_id=schedule_id, demo=demo)
+    outcomes = trigger_job(services, job, plan, triggers)
+    settle_job(services, job.trace_id)
+    return job, outcomes
+
+
 # ---------------------------------------------------------------- fan-in
 def plan_settle(job: Job, now: datetime) -> list[str] | None:
     """The KPIs to mark timed out (possibly none) if the job is ready to leave
@@ -380,7 +392,7 @@ __all__ = [
     "plan_settle",
     "recover",
     "run_stage",
-    "settle_job",
+    "settle_job", "start_job",
     "trigger_job",
     "trigger_payload",
 ]
