@@ -27,7 +27,7 @@ from metric_stream.models.base import Id, iso
 from metric_stream.models.job import Job, JobStatus, KpiStatus, StageTiming, new_trace_id
 from metric_stream.models.kpi import CollectorSource, KpiDefinition, N8nSource
 from metric_stream.models.wire import KpiTrigger, MultiKpiTrigger
-from metric_stream.ports import AllOf, AnyOf, FieldAtMost, FieldIn, Message, Update
+from metric_stream.ports import AllOf, AnyOf, FieldAtMost, FieldIn, Message, Op, Update
 from metric_stream.services.collect import collect_all
 from metric_stream.services.ingest import ErrorOutcome, IngestOutcome, report_error
 from metric_stream.services.outbound import check_outbound_url
@@ -49,7 +49,10 @@ STAGES: dict[str, Stage] = {
     "delivery": Stage("delivery", JobStatus.DELIVERING, None),
 }
 NEXT_STATUS = {"analysis": JobStatus.PACKAGING, "packaging": JobStatus.DELIVERING}
-StageWork = Callable[[Services, Job], None]
+# A stage's work may write what it likes that is idempotent (blobs by key, ...) and
+# returns the records that say it is done: they commit atomically with the job's move
+# to the next stage, so a stage is completed once, whatever crashes in between.
+StageWork = Callable[[Services, Job], "Sequence[Op] | None"]
 
 
 # ---------------------------------------------------------------- fan-out
@@ -294,19 +297,19 @@ def run_stage(services: Services, queue: str, body: Mapping[str, Any], workers: 
         return StageOutcome(trace_id, queue, "already-done" if done else "busy",
                             current.status if current else None)
     work = workers.work.get(queue)
-    if work is not None:
-        work(services, job)
+    done_ops = list((work(services, job) if work is not None else None) or ())
     finished = services.clock.now()
     if stage.next_queue is None:
-        final = JobStatus.PARTIAL if services.jobs.require(trace_id).partial else \
-            JobStatus.COMPLETE
+        final = JobStatus.PARTIAL if job.partial else JobStatus.COMPLETE
         moved = services.jobs.advance(trace_id, final, finished, only_from=[stage.status],
                                       finish_stage=stage.status.value,
-                                      changes={"finishedAt": iso(finished), "leaseUntil": 0})
+                                      changes={"finishedAt": iso(finished), "leaseUntil": 0},
+                                      also=done_ops)
         return StageOutcome(trace_id, queue, "completed" if moved else "already-done", final)
     moved = services.jobs.advance(trace_id, NEXT_STATUS[queue], finished,
                                   only_from=[stage.status], finish_stage=stage.status.value,
-                                  changes={"leaseUntil": 0})  # the next stage's to claim
+                                  changes={"leaseUntil": 0},  # the next stage's to claim
+                                  also=done_ops)
     if moved:
         services.queue.send(stage.next_queue, {"traceId": trace_id})
     return StageOutcome(trace_id, queue, "advanced" if moved else "already-done",

@@ -21,6 +21,7 @@ from metric_stream.ports import (
     FieldIn,
     Item,
     Key,
+    Op,
     Put,
     RecordStore,
     Update,
@@ -151,21 +152,32 @@ class JobStore:
 
     def advance(self, trace_id: str, to: JobStatus, now: datetime, *,
                 only_from: Sequence[JobStatus], finish_stage: str | None = None,
-                changes: dict[str, Any] | None = None) -> bool:
+                changes: dict[str, Any] | None = None, also: Sequence[Op] = ()) -> bool:
         """Move the job to `to` if it is in one of `only_from` (exactly one caller wins),
-        stamping the stage timings; False if another caller moved it first."""
+        stamping the stage timings, together with the `also` operations in one atomic
+        write; False if another caller moved it first (then nothing is written)."""
+        op = self.advance_op(trace_id, to, now, only_from=only_from, finish_stage=finish_stage,
+                             changes=changes)
+        try:
+            self.records.write([op, *also])
+        except ConditionFailed as failed:
+            if 0 not in failed.indexes:
+                raise  # one of the caller's own conditions
+            return False
+        return True
+
+    @staticmethod
+    def advance_op(trace_id: str, to: JobStatus, now: datetime, *,
+                   only_from: Sequence[JobStatus], finish_stage: str | None = None,
+                   changes: dict[str, Any] | None = None) -> Update:
         stamp = iso(now)
         updates: dict[str, Any] = {"status": to.value, "updatedAt": stamp, **(changes or {})}
         if not to.terminal:
             updates[_STAGE_START + to.value] = stamp
         if finish_stage:
             updates[_STAGE_END + finish_stage] = stamp
-        try:
-            self.records.write([Update(
-                keys.job_header(trace_id),
-                set=updates,
-                condition=AllOf((Exists(), FieldIn("status", tuple(s.value for s in only_from)))),
-            )])
-        except ConditionFailed:
-            return False
-        return True
+        return Update(
+            keys.job_header(trace_id),
+            set=updates,
+            condition=AllOf((Exists(), FieldIn("status", tuple(s.value for s in only_from)))),
+        )
