@@ -190,3 +190,22 @@ def test_schedules_fire_once_per_due_time_even_after_missed_ticks(
     assert [f.due for f in tick(services, fire)] == [datetime(2026, 12, 2, 6, tzinfo=UTC)]
     assert len(fired) == 2
     assert due_time(services.registry.schedules.require("daily"), clock.now()) is None
+
+
+def test_partial_jobs_skip_delivery_when_the_config_says_so(services: Services,
+                                                            clock: ManualClock) -> None:
+    from metric_stream.models import SystemConfig
+
+    config = SystemConfig.model_validate({"lifecycle": {"deliverPartial": False}})
+    services.config.put(config, clock.now())
+    seed_demo(services, 2)
+    plan = cycle.plan_fan_out(services.registry.kpis.all())
+    job = cycle.create_job(services, plan)
+    clock.advance(timedelta(seconds=1801))  # nothing collected: every KPI times out
+    assert cycle.settle_job(services, job.trace_id)
+    outcomes = run_to_end(services, job.trace_id)
+    assert [o.result for o in outcomes] == ["advanced", "completed"]
+    done = services.jobs.require(job.trace_id)
+    assert done.status is JobStatus.PARTIAL
+    assert done.note is not None and "not delivered" in done.note
+    assert "delivering" not in done.stages

@@ -7,12 +7,15 @@ from typing import Any
 from metric_stream import __version__
 from metric_stream.api.http import Api, Request, Response, Route
 from metric_stream.models.wire import ErrorReport, KpiResult, MultiKpiResult
+from metric_stream.services.cycle import settle_job
 from metric_stream.services.ingest import ingest_result, report_error
 from metric_stream.storage import keys
 
 
 def kpi_data(api: Api, request: Request) -> Response:
     outcome = ingest_result(api.services, request.json())
+    if outcome.job.settled:
+        settle_job(api.services, outcome.trace_id)
     body = outcome.to_wire()
     if not outcome.job.known:
         body["message"] = "point stored; no job has this traceId, so no job was updated"
@@ -22,6 +25,8 @@ def kpi_data(api: Api, request: Request) -> Response:
 
 def kpi_error(api: Api, request: Request) -> Response:
     outcome = report_error(api.services, request.json())
+    if outcome.job.settled:
+        settle_job(api.services, outcome.trace_id)
     body = outcome.to_wire()
     if not outcome.job.known:
         body["message"] = f"no job has this traceId; error noted: {outcome.message}"

@@ -299,11 +299,15 @@ def run_stage(services: Services, queue: str, body: Mapping[str, Any], workers: 
     work = workers.work.get(queue)
     done_ops = list((work(services, job) if work is not None else None) or ())
     finished = services.clock.now()
-    if stage.next_queue is None:
+    skip_delivery = (stage.next_queue == "delivery" and job.partial
+                     and not services.config.get().lifecycle.deliver_partial)
+    if stage.next_queue is None or skip_delivery:
         final = JobStatus.PARTIAL if job.partial else JobStatus.COMPLETE
+        changes: dict[str, Any] = {"finishedAt": iso(finished), "leaseUntil": 0}
+        if skip_delivery:  # the operator chose not to deliver partial jobs
+            changes["note"] = "not delivered: partial jobs are not delivered (job lifecycle config)"
         moved = services.jobs.advance(trace_id, final, finished, only_from=[stage.status],
-                                      finish_stage=stage.status.value,
-                                      changes={"finishedAt": iso(finished), "leaseUntil": 0},
+                                      finish_stage=stage.status.value, changes=changes,
                                       also=done_ops)
         return StageOutcome(trace_id, queue, "completed" if moved else "already-done", final)
     moved = services.jobs.advance(trace_id, NEXT_STATUS[queue], finished,
