@@ -11,6 +11,8 @@
     │   ├── PointConflict        409  another value already stored for a KPI and timestamp
     │   └── ConditionFailed      409  a conditional storage write lost its condition
     ├── ConfigurationError       500  the operator's settings cannot work (named field)
+    ├── UpstreamError            502  a service called on the operator's behalf (n8n) failed
+    ├── FeatureUnavailable       503  a feature's settings are missing (e.g. n8n's API URL)
     └── StorageError             503  the backend failed; nothing was half-written
         └── StorageUnavailable   503  the backend cannot be reached or written at all
 
@@ -103,6 +105,14 @@ class ConfigurationError(MetricStreamError):
     code = "configuration_error"
 
 
+class UpstreamError(MetricStreamError):
+    code = "upstream_error"
+
+
+class FeatureUnavailable(MetricStreamError):
+    code = "unavailable"
+
+
 class StorageError(MetricStreamError):
     code = "storage_error"
 
@@ -119,6 +129,8 @@ _STATUS: tuple[tuple[type[MetricStreamError], int], ...] = (
     (NotFound, 404),
     (Conflict, 409),
     (ConfigurationError, 500),
+    (UpstreamError, 502),
+    (FeatureUnavailable, 503),
     (StorageError, 503),
 )
 

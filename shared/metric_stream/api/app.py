@@ -6,7 +6,18 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from metric_stream.api import import_routes, ingest_routes
+from metric_stream.api import (
+    config_routes,
+    data_routes,
+    endpoint_routes,
+    import_routes,
+    ingest_routes,
+    job_routes,
+    metrics_routes,
+    registry_routes,
+    schedule_routes,
+    workflow_routes,
+)
 from metric_stream.api.auth import Authenticator
 from metric_stream.api.http import Api, Request, Route
 from metric_stream.bootstrap import Services
@@ -18,7 +29,15 @@ def openapi(api: Api, request: Request) -> dict[str, Any]:
 
 ROUTES: list[Route] = [
     *ingest_routes.ROUTES,
+    *registry_routes.ROUTES,
     *import_routes.ROUTES,
+    *workflow_routes.ROUTES,
+    *schedule_routes.ROUTES,
+    *config_routes.ROUTES,
+    *job_routes.ROUTES,
+    *data_routes.ROUTES,
+    *endpoint_routes.ROUTES,
+    *metrics_routes.ROUTES,
     Route("GET", "/api/openapi.json", openapi, "public", "This API's OpenAPI 3.1 document",
           responses={200: "the document"}, tag="meta"),
 ]

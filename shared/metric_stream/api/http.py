@@ -6,7 +6,9 @@ import json
 import logging
 import re
 import secrets
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -103,6 +105,7 @@ class Route:
     request_model: type[BaseModel] | Sequence[type[BaseModel]] | None = None
     request_content: str = "application/json"
     responses: Mapping[int, str] = field(default_factory=dict)
+    response_content: str = "application/json"  # of the success answers
     max_body: int = DEFAULT_MAX_BODY
     tag: str = "api"
     query: Mapping[str, str] = field(default_factory=dict)  # name -> description
@@ -116,6 +119,28 @@ class Route:
     def operation_id(self) -> str:
         name = self.handler.__name__
         return re.sub(r"_(\w)", lambda m: m.group(1).upper(), name)
+
+
+class HandlerTimings:
+    """Per route, the call count and the durations of the last `window` calls, kept in
+    this process (thread-safe) for `GET /api/metrics`."""
+
+    def __init__(self, window: int = 1000) -> None:
+        self.window = window
+        self._lock = threading.Lock()
+        self._calls: dict[str, int] = {}
+        self._recent: dict[str, deque[float]] = {}
+
+    def record(self, route: str, seconds: float) -> None:
+        with self._lock:
+            self._calls[route] = self._calls.get(route, 0) + 1
+            self._recent.setdefault(route, deque(maxlen=self.window)).append(seconds)
+
+    def snapshot(self) -> dict[str, tuple[int, list[float]]]:
+        """Route -> (calls since start, durations of the recent calls in seconds)."""
+        with self._lock:
+            return {route: (count, list(self._recent[route]))
+                    for route, count in self._calls.items()}
 
 
 class Authenticator(Protocol):
@@ -135,6 +160,7 @@ class Api:
         self._compiled = [(r, r.pattern) for r in self.routes]
         self.services = services
         self.authenticator = authenticator
+        self.timings = HandlerTimings()
 
     def route_for(self, method: str, path: str) -> Route | None:
         for route, pattern in self._compiled:
@@ -183,6 +209,13 @@ class Api:
                                         "message": f"no route {request.path}"}}, 404)
 
     def _call(self, route: Route, request: Request) -> Response:
+        started = time.perf_counter()
+        try:
+            return self._run(route, request)
+        finally:
+            self.timings.record(f"{route.method} {route.path}", time.perf_counter() - started)
+
+    def _run(self, route: Route, request: Request) -> Response:
         try:
             if len(request.body) > route.max_body:
                 raise PayloadTooLarge(f"the body is {len(request.body)} bytes; "

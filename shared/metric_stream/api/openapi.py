@@ -84,8 +84,14 @@ def build_openapi(routes: Sequence[Route]) -> dict[str, Any]:
                 statuses.setdefault(status, text)
         for status, text in sorted(statuses.items()):
             response: dict[str, Any] = {"description": text}
-            response["content"] = {"application/json": {"schema": (
-                {"$ref": "#/components/schemas/Error"} if status >= 400 else {"type": "object"})}}
+            if status >= 400:
+                content = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+            elif route.response_content == "application/json":
+                content = {"application/json": {"schema": {"type": "object"}}}
+            else:
+                content = {route.response_content: {"schema": {"type": "string",
+                                                               "format": "binary"}}}
+            response["content"] = content
             operation["responses"][str(status)] = response
         paths.setdefault(route.path, {})[route.method.lower()] = operation
     return {
