@@ -113,7 +113,7 @@ class Output:
 
 def print_summary(body: dict[str, Any], partial: bool) -> None:
     demo = " (DEMO)" if body["demo"] else ""
-    print(f"\njob {body['traceId']}{demo}: {body['status'].upper()} in {body['seconds']:.1f} s")
+    print(f"\njob {body['traceId']}{demo}: {body['status'].upper()} in {body['seconds']:.2f} s")
     kpis = body["kpis"]
     print(f"  KPIs: {kpis['collected']}/{kpis['total']} collected, {len(kpis['failed'])} failed")
     for kpi_id, reason in sorted(kpis["failed"].items()):
