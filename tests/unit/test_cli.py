@@ -11,8 +11,8 @@ import pytest
 
 from metric_stream import __version__
 from metric_stream.bootstrap import build_services
-from metric_stream.cli.main import main
 from metric_stream.settings import Settings
+from tests.cli_support import run_cli as run
 
 SEED = [
     {"id": "btc-price", "name": "BTC price", "kpiType": "price",
@@ -25,13 +25,6 @@ SEED = [
 ]
 
 
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exit_:  # argparse's own exits (--help, --version, usage errors)
-        code = int(exit_.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_version_and_help(capsys: pytest.CaptureFixture[str]) -> None:

@@ -8,19 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from metric_stream.cli.main import main
+from tests.cli_support import run_cli as run
 
 SEED = [{"id": "btc", "name": "BTC", "kpiType": "price",
          "source": {"kind": "collector", "collector": "demo", "params": {"kind": "btc-price"}}}]
 
 
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exit_:
-        code = int(exit_.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture

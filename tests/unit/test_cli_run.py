@@ -8,18 +8,9 @@ from pathlib import Path
 import pytest
 
 from metric_stream.bootstrap import build_services
-from metric_stream.cli.main import main
 from metric_stream.models import CollectorSource, JobStatus, KpiDefinition, N8nSource
 from metric_stream.settings import Settings
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exit_:
-        code = int(exit_.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
+from tests.cli_support import run_cli as run
 
 
 def test_run_demo_completes_a_job_with_no_network(capsys: pytest.CaptureFixture[str],

@@ -62,27 +62,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except ValidationError as exc:
-        if args.debug:
-            raise
-        print(f"metric-stream: {_explain_settings_error(exc)}", file=sys.stderr)
-        return EXIT_USAGE
-    except InvalidInput as exc:
-        if args.debug:
-            raise
-        print(f"metric-stream: {exc.message}", file=sys.stderr)
-        return EXIT_USAGE
-    except MetricStreamError as exc:
-        if args.debug:
-            raise
-        print(f"metric-stream: {exc.message}", file=sys.stderr)
-        return EXIT_FAILED
     except Exception as exc:
         if args.debug:
             raise
-        print(f"metric-stream: unexpected {type(exc).__name__}: {exc} "
-              "(run with --debug for the traceback)", file=sys.stderr)
-        return EXIT_FAILED
+        message, code = _explain(exc)
+        print(f"metric-stream: {message}", file=sys.stderr)
+        return code
+
+
+def _explain(error: Exception) -> tuple[str, int]:
+    """What to tell the operator about a failed command, and the exit code."""
+    if isinstance(error, ValidationError):
+        return _explain_settings_error(error), EXIT_USAGE
+    if isinstance(error, InvalidInput):
+        return error.message, EXIT_USAGE
+    if isinstance(error, MetricStreamError):
+        return error.message, EXIT_FAILED
+    return (f"unexpected {type(error).__name__}: {error} (run with --debug for the traceback)",
+            EXIT_FAILED)
 
 
 if __name__ == "__main__":
