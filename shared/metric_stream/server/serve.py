@@ -1,5 +1,6 @@
 """Running the API with uvicorn: graceful shutdown on SIGINT/SIGTERM (in-flight
-requests finish; nothing accepted is lost)."""
+requests finish; nothing accepted is lost). The cycle's loops (schedule tick, stage
+workers) run in this same process, started before uvicorn and stopped after it."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from metric_stream.api.app import build_api
 from metric_stream.bootstrap import Services
 from metric_stream.errors import ConfigurationError
 from metric_stream.server.asgi import AsgiApp
+from metric_stream.server.loops import CycleLoops
 from metric_stream.settings import Settings
 
 log = logging.getLogger("metric_stream.serve")
@@ -67,9 +69,10 @@ def create_app() -> AsgiApp:
 
 
 def serve(services: Services, *, host: str = "127.0.0.1", port: int = 8080,
-          threads: int = 16, access_log: bool = False, workers: int = 1) -> None:
-    import uvicorn
-
+          threads: int = 16, access_log: bool = False, workers: int = 1,
+          loops: CycleLoops | None = None) -> None:
+    """Serve until SIGINT/SIGTERM; `loops` (the cycle's tick and stage workers) run
+    beside the HTTP server from just before it starts until just after it stops."""
     settings = services.settings
     if settings.ingestion_key is None and settings.hmac_secret is None:
         log.warning("no METRIC_STREAM_INGESTION_KEY or METRIC_STREAM_HMAC_SECRET is set: "
@@ -77,10 +80,35 @@ def serve(services: Services, *, host: str = "127.0.0.1", port: int = 8080,
     if settings.admin_key is None:
         log.warning("no METRIC_STREAM_ADMIN_KEY is set: admin routes refuse every request")
     services.init()
-    if workers > 1:
-        _serve_workers(settings, host=host, port=port, threads=threads, access_log=access_log,
-                       workers=workers)
-        return
+    _check_port(host, port)  # before the loops start: a server that cannot bind fires nothing
+    if loops is not None:
+        loops.start()
+    try:
+        if workers > 1:
+            _serve_workers(settings, host=host, port=port, threads=threads,
+                           access_log=access_log, workers=workers)
+        else:
+            _serve_one(services, host=host, port=port, threads=threads, access_log=access_log)
+    finally:
+        if loops is not None:
+            loops.stop()
+
+
+def _check_port(host: str, port: int) -> None:
+    try:
+        with socket.socket() as probe:  # fail clearly before starting anything
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError:
+        raise ConfigurationError(f"cannot serve on {host}:{port} (is the port in use?)",
+                                 field="--port") from None
+
+
+def _serve_one(services: Services, *, host: str, port: int, threads: int,
+               access_log: bool) -> None:
+    import uvicorn
+
+    settings = services.settings
     # On the embedded store the quick routes (ingestion, health) take well under a
     # millisecond and serialise on SQLite's write lock anyway: running them on the event
     # loop saves a thread hop per request. Remote stores (AWS) always use the pool.
@@ -110,13 +138,6 @@ def _serve_workers(settings: Settings, *, host: str, port: int, threads: int,
     os.environ["METRIC_STREAM_BACKEND"] = settings.backend
     os.environ["METRIC_STREAM_HOME"] = str(settings.home.resolve())
     os.environ[_THREADS_ENV] = str(threads)
-    try:
-        with socket.socket() as probe:  # fail clearly before spawning anything
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            probe.bind((host, port))
-    except OSError:
-        raise ConfigurationError(f"cannot serve on {host}:{port} (is the port in use?)",
-                                 field="--port") from None
     uvicorn.run("metric_stream.server.serve:create_app", factory=True, host=host, port=port,
                 workers=workers, access_log=access_log, log_level="info",
                 timeout_graceful_shutdown=30, backlog=4096, lifespan="on",

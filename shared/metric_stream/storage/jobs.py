@@ -115,6 +115,19 @@ class JobStore:
     def state_keys(trace_id: str, kpi_ids: Sequence[str]) -> list[Key]:
         return [keys.job_header(trace_id), *(keys.job_kpi(trace_id, k) for k in kpi_ids)]
 
+    def has_pending(self, trace_id: str, *, near: str | None = None, window: int = 16) -> bool:
+        """Whether a KPI of the job is still pending. With `near` (a KPI just settled),
+        the `window` records after its own are looked at first: while the job waits,
+        one of them is usually pending, and the rest of the job is not read."""
+        pk = keys.job(trace_id)
+        if near is not None:
+            rows = self.records.query(pk, start=keys.job_kpi(trace_id, near).sk, prefix="kpi:",
+                                      limit=window)
+            if any(item.get("status") == KpiStatus.PENDING.value for _, item in rows):
+                return True
+        return any(item.get("status") == KpiStatus.PENDING.value
+                   for _, item in self.records.query(pk, prefix="kpi:"))
+
     def list(self, *, limit: int = 50, before: datetime | None = None) -> list[Job]:
         """The newest jobs first."""
         rows = self.records.query(keys.JOB_INDEX, end=iso(before) if before else None,

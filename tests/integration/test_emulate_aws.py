@@ -1,0 +1,81 @@
+"""`metric-stream serve --emulate-aws`: the aws backend against a moto server that
+serve starts and stops: a result ingested over HTTP lands in (emulated) DynamoDB."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from metric_stream.bootstrap import build_services
+from metric_stream.settings import Settings
+from tests.integration.test_serve import free_port
+
+KEY = "emulate-aws-key"
+
+
+def listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def test_serve_emulating_aws_ingests_into_moto(tmp_path: Path) -> None:
+    port, moto_port = free_port(), free_port()
+    endpoint = f"http://127.0.0.1:{moto_port}"
+    log_path = tmp_path / "serve.log"
+    env = {**os.environ, "METRIC_STREAM_INGESTION_KEY": KEY}
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "metric_stream.cli.main", "serve", "--emulate-aws",
+             "--port", str(port), "--moto-port", str(moto_port), "--workers", "2"],
+            env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 40
+        health = None
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                health = httpx.get(f"{url}/api/health", timeout=2)
+                if health.status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        assert health is not None and health.status_code == 200, log_path.read_text()
+        assert health.json()["backend"] == "aws"
+        assert f"emulating AWS with moto at {endpoint}" in log_path.read_text()
+
+        seed = tmp_path / "seed.json"
+        seed.write_text(json.dumps([{"id": "btc-price", "name": "BTC", "kpiType": "price",
+                                     "source": {"kind": "collector", "collector": "demo"}}]))
+        subprocess.run([sys.executable, "-m", "metric_stream.cli.main", "--backend", "aws",
+                        "init", "--no-defaults", "--seed", str(seed)],
+                       env={**os.environ, "METRIC_STREAM_AWS_ENDPOINT_URL": endpoint},
+                       capture_output=True, text=True, timeout=60, check=True)
+        response = httpx.post(f"{url}/api/kpi-data", headers={"x-api-key": KEY}, timeout=10,
+                              json={"traceId": "trace_emulated", "kpiId": "btc-price",
+                                    "kpiType": "price", "timestamp": "2026-11-29T06:00:00Z",
+                                    "data": 97000.5})
+        assert response.status_code == 202, response.text
+        assert response.json()["stored"] == ["btc-price"]
+        services = build_services(Settings(backend="aws", aws_endpoint_url=endpoint))
+        assert [p.value for p in services.timeseries.points("btc-price")] == [97000.5]
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, log_path.read_text()
+    assert not listening(moto_port)  # the moto server stopped with serve
