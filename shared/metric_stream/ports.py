@@ -332,7 +332,7 @@ class BlobStore(ABC):
 
 
 # ---------------------------------------------------------------- queues
-STAGE_QUEUES = ("analysis", "packaging", "delivery")
+STAGE_QUEUES = ("fanout", "analysis", "packaging", "delivery")
 
 
 @dataclass(frozen=True)

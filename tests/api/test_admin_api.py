@@ -121,7 +121,7 @@ def test_metrics(client: Client, services: Services, clock: ManualClock) -> None
     status, metrics = admin(client, "GET", "/api/metrics")
     assert status == 200
     assert metrics["queues"]["analysis"] == {"visible": 2, "inFlight": 0, "deadLetters": 0}
-    assert set(metrics["queues"]) == {"analysis", "packaging", "delivery"}
+    assert set(metrics["queues"]) == {"fanout", "analysis", "packaging", "delivery"}
 
     jobs = metrics["jobs"]
     assert jobs["sampled"] == 11

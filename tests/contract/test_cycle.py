@@ -209,3 +209,26 @@ def test_partial_jobs_skip_delivery_when_the_config_says_so(services: Services,
     assert done.status is JobStatus.PARTIAL
     assert done.note is not None and "not delivered" in done.note
     assert "delivering" not in done.stages
+
+
+def test_a_scheduled_job_is_fanned_out_once_by_the_fanout_queue(services: Services,
+                                                                clock: ManualClock) -> None:
+    seed_demo(services, 3)
+    job = cycle.schedule_job(services, schedule_id="daily")
+    assert services.jobs.require(job.trace_id).triggered_at is None
+    lost = services.queue.receive(cycle.FANOUT)  # a worker took the fan-out and died
+    assert len(lost) == 1
+    assert cycle.recover(services) == []  # not yet: it may still be at work
+    clock.advance(services.settings.queue_visibility_timeout + 1)
+    assert cycle.recover(services) == [job.trace_id]  # the fan-out is queued again
+    services.queue.send(cycle.FANOUT, {"traceId": job.trace_id})  # and a duplicate
+    with no_network() as http:
+        outcomes = cycle.consume(services, cycle.FANOUT, cycle.StageWorkers(), wait_seconds=1,
+                                 triggers=cycle.Triggers(http))
+    assert sorted(o.result for o in outcomes) == ["already-done", "triggered"]
+    stored = services.jobs.require(job.trace_id)
+    assert stored.status is JobStatus.ANALYSING
+    assert all(len(services.timeseries.points(k)) == 1 for k in stored.kpi_ids)
+    services.queue.send(cycle.FANOUT, {"traceId": job.trace_id})
+    with pytest.raises(ValueError, match="needs triggers"):
+        cycle.consume(services, cycle.FANOUT, cycle.StageWorkers(), wait_seconds=1)

@@ -87,8 +87,13 @@ def test_the_tick_starts_a_job_for_a_due_schedule(lambda_app: tuple[ModuleType, 
         [fired] = report["fired"]
         assert fired["scheduleId"] == "daily" and fired["error"] is None
         assert client.lambda_.invoke("tick", tick_event(client)).payload["fired"] == []
+        job = services.jobs.require(fired["traceId"])
+        assert job.schedule_id == "daily" and job.status is JobStatus.COLLECTING
+        body = json.dumps({"traceId": fired["traceId"]})
+        answer = client.lambda_.invoke("fanout_consumer",
+                                       sqs_event(client, "fanout", [body, body])).payload
+        assert answer == {"batchItemFailures": []}  # the second one: already triggered
     job = services.jobs.require(fired["traceId"])
-    assert job.schedule_id == "daily"
     assert job.status is JobStatus.ANALYSING  # the demo collectors answered at once
     assert services.queue.depth("analysis").visible == 1
 

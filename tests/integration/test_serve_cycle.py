@@ -94,7 +94,7 @@ def test_a_due_schedule_runs_to_complete_under_serve(tmp_path: Path, workers: st
     assert job.status is JobStatus.COMPLETE, (job.status, output)
     assert len(job.kpi_ids) == 4
     assert set(job.stages) >= {"collecting", "analysing", "packaging", "delivering"}
-    assert f"started job {job.trace_id}" in output
+    assert f"created job {job.trace_id}" in output
     assert services.registry.schedules.require("every-minute").last_fired_at is not None
     for stage in ("analysis", "packaging", "delivery"):
         depth = services.queue.depth(stage)

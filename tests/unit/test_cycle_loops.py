@@ -42,19 +42,25 @@ def test_a_tick_fires_due_schedules_once_and_recovers(embedded: Services,
     clock.set(datetime(2026, 11, 29, 5, 59, 30, tzinfo=UTC))
     embedded.registry.schedules.create(Schedule(id="daily", cron="0 6 * * *",
                                                 created_at=clock.now()))
+    assert cycle_tick(embedded).fired == []
+    clock.advance(60)
+    report = cycle_tick(embedded)  # creates the job and queues its fan-out; no HTTP here
+    assert [f.schedule_id for f in report.fired] == ["daily"]
+    trace_id = report.fired[0].trace_id
+    assert trace_id is not None
+    job = embedded.jobs.require(trace_id)
+    assert job.schedule_id == "daily" and job.status is JobStatus.COLLECTING
+    assert job.triggered_at is None
+    assert cycle_tick(embedded).fired == []
     with no_network() as http:
-        assert cycle_tick(embedded, lambda: cycle.Triggers(http)).fired == []
-        clock.advance(60)
-        report = cycle_tick(embedded, lambda: cycle.Triggers(http))
-        assert [f.schedule_id for f in report.fired] == ["daily"]
-        trace_id = report.fired[0].trace_id
-        assert trace_id is not None
-        job = embedded.jobs.require(trace_id)
-        assert job.schedule_id == "daily" and job.status is JobStatus.ANALYSING  # demo: all in
-        assert cycle_tick(embedded, lambda: cycle.Triggers(http)).fired == []
-        embedded.queue.receive("analysis")  # taken by a worker that dies
-        clock.advance(embedded.settings.queue_visibility_timeout + 1)
-        assert cycle_tick(embedded, lambda: cycle.Triggers(http)).recovered == [trace_id]
+        outcomes = cycle.consume(embedded, cycle.FANOUT, cycle.StageWorkers(),
+                                 triggers=cycle.Triggers(http))
+    assert [o.result for o in outcomes] == ["triggered"]
+    job = embedded.jobs.require(trace_id)
+    assert job.status is JobStatus.ANALYSING and job.triggered_at is not None  # demo: all in
+    embedded.queue.receive("analysis")  # taken by a worker that dies
+    clock.advance(embedded.settings.queue_visibility_timeout + 1)
+    assert cycle_tick(embedded).recovered == [trace_id]
     wire = report.to_wire()
     assert wire["fired"] == [{"scheduleId": "daily", "due": "2026-11-29T06:00:00+00:00",
                               "traceId": trace_id, "error": None}]

@@ -49,7 +49,6 @@ class KpiState(AdminModel):
 class StageTiming(AdminModel):
     started_at: Timestamp
     finished_at: Timestamp | None = None
-    note: str | None = None
 
 
 class Job(AdminModel):
@@ -65,6 +64,7 @@ class Job(AdminModel):
     demo: bool = False
     error: dict[str, Any] | None = None
     finished_at: Timestamp | None = None
+    triggered_at: Timestamp | None = None  # when the fan-out claimed the job (once)
     note: str | None = None
     lease_owner: str | None = None  # the worker running the current stage, until lease_until
     lease_until: int | None = None

@@ -14,8 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-
-import httpx
+from typing import TYPE_CHECKING
 
 from metric_stream.bootstrap import Services
 from metric_stream.errors import MetricStreamError
@@ -24,7 +23,10 @@ from metric_stream.services import cycle, schedules
 
 log = logging.getLogger("metric_stream.cycle")
 
-TriggersFactory = Callable[[httpx.Client], cycle.Triggers]
+if TYPE_CHECKING:  # the tick (also the Lambda's) never loads the HTTP client
+    import httpx
+
+TriggersFactory = Callable[["httpx.Client"], cycle.Triggers]
 
 
 @dataclass
@@ -40,19 +42,15 @@ class TickReport:
         }
 
 
-def cycle_tick(services: Services, triggers: Callable[[], cycle.Triggers]) -> TickReport:
-    """One tick: every schedule that came due starts its job (fan-out), then the jobs
-    that are due are settled and those whose stage message was lost are handed on.
-    `triggers` is called when a schedule fires (most ticks fire none, and an HTTP
-    client costs its TLS set-up)."""
+def cycle_tick(services: Services) -> TickReport:
+    """One tick: every schedule that came due creates its job and queues its fan-out,
+    then the jobs that are due are settled and those whose message was lost are handed
+    on. A tick makes no HTTP call: the fan-out queue's worker triggers the KPIs."""
 
     def fire(schedule: Schedule, due: datetime) -> str:
-        job, outcomes = cycle.start_job(services, triggers(), kpis=schedule.kpi_ids,
-                                        schedule_id=schedule.id)
-        failed = [f"{o.entry_id} ({o.detail})" for o in outcomes if not o.ok]
-        log.info("schedule %s (due %s) started job %s: %d source(s) triggered%s",
-                 schedule.id, due.isoformat(), job.trace_id, len(outcomes),
-                 f", failed: {'; '.join(failed)}" if failed else "")
+        job = cycle.schedule_job(services, kpis=schedule.kpi_ids, schedule_id=schedule.id)
+        log.info("schedule %s (due %s) created job %s with %d KPI(s); fan-out queued",
+                 schedule.id, due.isoformat(), job.trace_id, len(job.kpi_ids))
         return job.trace_id
 
     report = TickReport(fired=schedules.tick(services, fire))
@@ -78,7 +76,7 @@ class CycleLoops:
 
     def __init__(self, services: Services, *, tick_seconds: float = 60.0,
                  workers: cycle.StageWorkers | None = None, poll_seconds: float = 1.0,
-                 stage_queues: tuple[str, ...] = tuple(cycle.STAGES),
+                 stage_queues: tuple[str, ...] = (cycle.FANOUT, *cycle.STAGES),
                  triggers: TriggersFactory = cycle.Triggers) -> None:
         self.services = services
         self.tick_seconds = tick_seconds
@@ -131,13 +129,15 @@ class CycleLoops:
 
     def _triggers(self) -> cycle.Triggers:
         if self._http is None:  # made at the first fire, kept until stop
+            import httpx
+
             self._http = httpx.Client(timeout=10)
         return self._make_triggers(self._http)
 
     def tick_once(self) -> TickReport | None:
         """One tick; None (and the reason logged) if it failed."""
         try:
-            return cycle_tick(self.services, self._triggers)
+            return cycle_tick(self.services)
         except MetricStreamError as exc:  # the store is unreachable, ...: known, no traceback
             log.error("tick failed: %s; next tick in %g s", _reason(exc), self.tick_seconds)
         except Exception as exc:
@@ -159,8 +159,9 @@ class CycleLoops:
         while not self._stopping.is_set():
             try:
                 # one message at a time: on shutdown, only the one in hand is finished
+                triggers = self._triggers() if queue == cycle.FANOUT else None
                 cycle.consume(self.services, queue, self.workers, max_messages=1,
-                              wait_seconds=self.poll_seconds)
+                              wait_seconds=self.poll_seconds, triggers=triggers)
                 failures = 0
             except Exception as exc:  # the queue itself failed; handle_message caught the rest
                 failures += 1

@@ -16,22 +16,23 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from metric_stream.bootstrap import Services
-from metric_stream.collectors.base import Sleep
-from metric_stream.errors import InvalidInput
+from metric_stream.errors import ConditionFailed, InvalidInput
 from metric_stream.models.base import Id, iso
 from metric_stream.models.job import Job, JobStatus, KpiStatus, StageTiming, new_trace_id
 from metric_stream.models.kpi import CollectorSource, KpiDefinition, N8nSource
 from metric_stream.models.wire import KpiTrigger, MultiKpiTrigger
 from metric_stream.ports import AllOf, AnyOf, FieldAtMost, FieldIn, Message, Op, Update
-from metric_stream.services.collect import collect_all
 from metric_stream.services.ingest import ErrorOutcome, IngestOutcome, report_error
 from metric_stream.services.outbound import check_outbound_url
 from metric_stream.storage import keys
+
+if TYPE_CHECKING:  # the fan-out's HTTP client and collectors: stage consumers never load them
+    import httpx
+
+    from metric_stream.collectors.base import Sleep
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ STAGES: dict[str, Stage] = {
     "delivery": Stage("delivery", JobStatus.DELIVERING, None),
 }
 NEXT_STATUS = {"analysis": JobStatus.PACKAGING, "packaging": JobStatus.DELIVERING}
+FANOUT = "fanout"  # a job whose KPIs are to be triggered: a tick only creates the job
 # A stage's work may write what it likes that is idempotent (blobs by key, ...) and
 # returns the records that say it is done: they commit atomically with the job's move
 # to the next stage, so a stage is completed once, whatever crashes in between.
@@ -102,7 +104,7 @@ class TriggerOutcome:
 @dataclass
 class Triggers:
     http: httpx.Client
-    sleep: Sleep = time.sleep
+    sleep: Sleep = field(default=time.sleep)
     base_urls: Mapping[str, str] = field(default_factory=dict)
     max_concurrency: int = 16
 
@@ -118,6 +120,8 @@ def trigger_job(services: Services, job: Job, plan: FanOutPlan, triggers: Trigge
     with ThreadPoolExecutor(max_workers=max(1, min(triggers.max_concurrency,
                                                    len(webhooks) or 1))) as pool:
         posted = [pool.submit(post_trigger, services, job, e, triggers) for e in webhooks]
+        from metric_stream.services.collect import collect_all
+
         results = collect_all(services, job.trace_id, job.created_at, collected, triggers.http,
                               triggers.max_concurrency, sleep=triggers.sleep,
                               base_urls=triggers.base_urls)
@@ -149,6 +153,8 @@ def post_trigger(services: Services, job: Job, entry: KpiDefinition, triggers: T
     except Exception as exc:  # refused address, unresolvable host
         last = getattr(exc, "message", str(exc))
         return _trigger_failed(services, job, entry, last, attempts=0)
+    import httpx
+
     body = trigger_payload(job, entry)
     for attempt in range(policy.retries + 1):
         if attempt:
@@ -183,9 +189,62 @@ def start_job(services: Services, triggers: Triggers, *, kpis: Sequence[str] | N
     at once if every KPI is already in (built-in collectors answer synchronously)."""
     plan = plan_fan_out(services.registry.kpis.all(), kpis)
     job = create_job(services, plan, now=now, schedule_id=schedule_id, demo=demo)
+    return job, fan_out_job(services, job, triggers, plan) or []
+
+
+def schedule_job(services: Services, *, kpis: Sequence[str] | None = None,
+                 schedule_id: str | None = None, demo: bool = False,
+                 now: datetime | None = None) -> Job:
+    """Create the job and leave its triggering to the fan-out queue's consumer: a tick
+    stays light and short (no HTTP client, no waiting on webhooks or sources)."""
+    plan = plan_fan_out(services.registry.kpis.all(), kpis)
+    job = create_job(services, plan, now=now, schedule_id=schedule_id, demo=demo)
+    services.queue.send(FANOUT, {"traceId": job.trace_id})
+    return job
+
+
+def fan_out_job(services: Services, job: Job, triggers: Triggers,
+                plan: FanOutPlan | None = None) -> list[TriggerOutcome] | None:
+    """Trigger the job's KPIs once (None if another worker already did), then settle it
+    if every KPI is in. A job whose fan-out crashed half-way is settled by its timeout."""
+    try:
+        services.records.write([Update(
+            keys.job_header(job.trace_id), set={"triggeredAt": iso(services.clock.now())},
+            condition=AllOf((FieldIn("status", (JobStatus.COLLECTING.value,)),
+                             FieldIn("triggeredAt", (None,)))))])
+    except ConditionFailed:  # triggered already, or no longer collecting
+        return None
+    plan = plan or _plan_of(services, job)
     outcomes = trigger_job(services, job, plan, triggers)
     settle_job(services, job.trace_id)
-    return job, outcomes
+    return outcomes
+
+
+def _plan_of(services: Services, job: Job) -> FanOutPlan:
+    """The entries to trigger for a stored job; KPIs deleted from the registry since the
+    job was created are failed with that reason."""
+    wanted = set(job.kpi_ids)
+    entries = tuple(e for e in services.registry.kpis.all() if wanted.intersection(e.yields))
+    gone = sorted(wanted - {k for e in entries for k in e.yields})
+    if gone:
+        report_error(services, {"traceId": job.trace_id, "kpiIds": gone, "component": "fanout",
+                                "error": {"message": "no longer in the registry",
+                                          "name": "KpiDeleted"}})
+    return FanOutPlan(entries, tuple(job.kpi_ids))
+
+
+def run_fan_out(services: Services, body: Mapping[str, Any], triggers: Triggers
+                ) -> StageOutcome:
+    """Consume one fan-out message: trigger the job's KPIs, once."""
+    trace_id = parse_stage_message(FANOUT, body)
+    job = services.jobs.get(trace_id)
+    if job is None:
+        return StageOutcome(trace_id, FANOUT, "unknown-job")
+    if job.status is not JobStatus.COLLECTING:
+        return StageOutcome(trace_id, FANOUT, "already-done", job.status)
+    done = fan_out_job(services, job, triggers)
+    return StageOutcome(trace_id, FANOUT, "already-done" if done is None else "triggered",
+                        job.status)
 
 
 # ---------------------------------------------------------------- fan-in
@@ -264,7 +323,7 @@ class StageOutcome:
 
 def parse_stage_message(queue: str, body: Mapping[str, Any]) -> str:
     """The trace id a stage message carries, or `InvalidInput` saying what is wrong."""
-    if queue not in STAGES:
+    if queue not in STAGES and queue != FANOUT:
         raise InvalidInput(f"no stage consumes queue {queue!r}", field="queue")
     trace_id = body.get("traceId")
     if not isinstance(trace_id, str) or not trace_id:
@@ -321,23 +380,32 @@ def run_stage(services: Services, queue: str, body: Mapping[str, Any], workers: 
 
 
 def consume(services: Services, queue: str, workers: StageWorkers, *, max_messages: int = 10,
-            wait_seconds: float = 0, lease_s: int = 300) -> list[StageOutcome]:
+            wait_seconds: float = 0, lease_s: int = 300,
+            triggers: Triggers | None = None) -> list[StageOutcome]:
     """Receive and handle a batch of one stage queue. A malformed message is moved to the
     dead-letter queue with its reason; a message whose work fails is released for a
     retry (and dead-lettered by the queue after its maximum receives)."""
     outcomes: list[StageOutcome] = []
     for message in services.queue.receive(queue, max_messages=max_messages,
                                           wait_seconds=wait_seconds):
-        outcome = handle_message(services, queue, message, workers, lease_s=lease_s)
+        outcome = handle_message(services, queue, message, workers, lease_s=lease_s,
+                                 triggers=triggers)
         if outcome is not None:
             outcomes.append(outcome)
     return outcomes
 
 
 def handle_message(services: Services, queue: str, message: Message, workers: StageWorkers,
-                   *, lease_s: int = 300) -> StageOutcome | None:
+                   *, lease_s: int = 300, triggers: Triggers | None = None
+                   ) -> StageOutcome | None:
+    if queue == FANOUT and triggers is None:
+        raise ValueError("the fan-out queue's consumer needs triggers (an HTTP client)")
     try:
-        outcome = run_stage(services, queue, message.body, workers, lease_s=lease_s)
+        if queue == FANOUT:
+            assert triggers is not None
+            outcome = run_fan_out(services, message.body, triggers)
+        else:
+            outcome = run_stage(services, queue, message.body, workers, lease_s=lease_s)
     except InvalidInput as exc:
         log.warning("dead-lettering a malformed %s message: %s", queue, exc.message)
         services.queue.dead_letter(queue, message, exc.message)
@@ -361,9 +429,13 @@ def recover(services: Services, *, now: datetime | None = None, limit: int = 100
     the trace ids it acted on."""
     now = now or services.clock.now()
     acted = []
+    patience = timedelta(seconds=services.settings.queue_visibility_timeout)
     for job in services.jobs.list(limit=limit):
         if job.status is JobStatus.COLLECTING:
-            if settle_job(services, job.trace_id, now=now):
+            if job.triggered_at is None and now - job.created_at > patience:
+                services.queue.send(FANOUT, {"traceId": job.trace_id})  # its message was lost
+                acted.append(job.trace_id)
+            elif settle_job(services, job.trace_id, now=now):
                 acted.append(job.trace_id)
             continue
         stage = next((s for s in STAGES.values() if s.status is job.status), None)
@@ -383,6 +455,7 @@ def recover(services: Services, *, now: datetime | None = None, limit: int = 100
 
 
 __all__ = [
+    "FANOUT",
     "STAGES",
     "ErrorOutcome",
     "FanOutPlan",
@@ -394,12 +467,16 @@ __all__ = [
     "claim_stage",
     "consume",
     "create_job",
+    "fan_out_job",
     "handle_message",
     "plan_fan_out",
     "plan_settle",
     "recover",
+    "run_fan_out",
     "run_stage",
-    "settle_job", "start_job",
+    "schedule_job",
+    "settle_job",
+    "start_job",
     "trigger_job",
     "trigger_payload",
 ]
