@@ -352,6 +352,12 @@ class SqliteQueue(Queue):
               dead_letter: bool) -> list[Message]:
         now = time.time()
         taken: list[Message] = []
+        with self.db.translated():  # an idle poll reads only: it never takes the write lock
+            ready = self.db.connection().execute(
+                "SELECT 1 FROM queue_messages WHERE queue = ? AND visible_at <= ? LIMIT 1",
+                (queue, now)).fetchone()
+        if ready is None:
+            return taken
         with self.db.translated(), self.db.writing() as conn:
             rows = conn.execute(
                 "SELECT id, body, receive_count, reason FROM queue_messages WHERE queue = ? "
