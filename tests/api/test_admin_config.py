@@ -43,6 +43,7 @@ def test_put_replaces_the_whole_document(client: Client, services: Services) -> 
 
 @pytest.mark.parametrize(("body", "field"), [
     ({"retry": {"llm": {"retries": 2, "delaysS": [1]}}}, "retry.llm"),
+    ({"retry": {"collection": {"retries": -1, "delaysS": []}}}, "retry.collection.retries"),
     ({"lifecycle": {"fanInTimeoutS": 5}}, "lifecycle.fanInTimeoutS"),
     ({"defaultChain": "missing"}, ""),
     ({"analysisChains": {"default": {"steps": [{"kind": "image", "provider": "openai",
