@@ -10,15 +10,21 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 
 from metric_stream.bootstrap import build_services
+from metric_stream.clock import SystemClock
+from metric_stream.collectors.demo import demo_registry
+from metric_stream.models import Job, JobStatus, Schedule
 from metric_stream.settings import Settings
 from tests.integration.test_serve import free_port
 
 KEY = "emulate-aws-key"
+SCHEDULE = "daily-just-past"
+QUEUES = ("fanout", "analysis", "packaging", "delivery")
 
 
 def listening(port: int) -> bool:
@@ -79,3 +85,82 @@ def test_serve_emulating_aws_ingests_into_moto(tmp_path: Path) -> None:
             process.wait()
     assert process.returncode == 0, log_path.read_text()
     assert not listening(moto_port)  # the moto server stopped with serve
+
+
+def test_serve_emulating_aws_runs_a_scheduled_job_to_complete(tmp_path: Path) -> None:
+    """The same cycle as `serve` on the embedded backend (test_serve_cycle): the tick
+    fires a due schedule once, and the stage workers take the job to `complete`, here
+    on DynamoDB, S3 and SQS as emulated by moto."""
+    port, moto_port = free_port(), free_port()
+    endpoint = f"http://127.0.0.1:{moto_port}"
+    log_path = tmp_path / "serve.log"
+    env = {**os.environ, "METRIC_STREAM_INGESTION_KEY": KEY}
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "metric_stream.cli.main", "serve", "--emulate-aws",
+             "--port", str(port), "--moto-port", str(moto_port), "--tick-seconds", "1",
+             "--workers", "1"],
+            env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+    jobs: list[Job] = []
+    fired_at = None
+    depths: dict[str, tuple[int, int, int]] = {}
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 40
+        health = None
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                health = httpx.get(f"{url}/api/health", timeout=2)
+                if health.status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        # serve has run init (table, bucket, queues) before it answers: seed only now
+        assert health is not None and health.status_code == 200, log_path.read_text()
+        assert health.json()["backend"] == "aws"
+
+        services = build_services(Settings(backend="aws", aws_endpoint_url=endpoint))
+        for entry in demo_registry(3):
+            services.registry.kpis.create(entry)
+        # Daily, at the minute that just passed: due at the first tick, and not again for a
+        # day, so a second job would be a double fire (an every-minute cron would fire
+        # again, rightly, if the test crossed a minute boundary). Created last: the tick
+        # sees the whole registry.
+        now = SystemClock().now()
+        just_past = now - timedelta(minutes=1)
+        services.registry.schedules.create(Schedule(
+            id=SCHEDULE, cron=f"{just_past.minute} {just_past.hour} * * *",
+            created_at=now - timedelta(minutes=2)))
+
+        deadline = time.monotonic() + 40
+        while time.monotonic() < deadline and process.poll() is None:
+            jobs = [j for j in services.jobs.list() if j.schedule_id == SCHEDULE]
+            if jobs and all(j.status.terminal for j in jobs):
+                break
+            time.sleep(0.5)
+        time.sleep(2)  # two more ticks: the schedule must not fire again
+        jobs = [j for j in services.jobs.list() if j.schedule_id == SCHEDULE]
+        assert process.poll() is None, log_path.read_text()
+        fired_at = services.registry.schedules.require(SCHEDULE).last_fired_at
+        depths = {queue: (d.visible, d.in_flight, d.dead_letters)  # read while moto runs
+                  for queue in QUEUES
+                  for d in [services.queue.depth(queue)]}
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    output = log_path.read_text()
+    assert process.returncode == 0, output
+    assert not listening(moto_port)
+    assert len(jobs) == 1, (jobs, output)  # fired once, though the tick ran every second
+    job = jobs[0]
+    assert job.status is JobStatus.COMPLETE, (job.status, output)
+    assert len(job.kpi_ids) == 3
+    assert set(job.stages) >= {"collecting", "analysing", "packaging", "delivering"}
+    assert f"created job {job.trace_id}" in output
+    assert fired_at is not None
+    assert depths == dict.fromkeys(QUEUES, (0, 0, 0)), depths
