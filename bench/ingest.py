@@ -28,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 KEY = "bench-ingestion-key"
+SERVE_ARGS: list[str] = []  # extra `serve` options (--serve-args)
 KPIS = 200
 
 
@@ -163,7 +164,8 @@ def run_once(requests: int, clients: int) -> dict[str, float]:
         port = free_port()
         env = {**os.environ, "METRIC_STREAM_HOME": str(home), "METRIC_STREAM_INGESTION_KEY": KEY}
         server = subprocess.Popen([sys.executable, "-m", "metric_stream.cli.main", "serve",
-                                   "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
+                                   "--port", str(port), *SERVE_ARGS], env=env,
+                                  stdout=subprocess.DEVNULL,
                                   stderr=log)
         try:
             wait_ready(port, server)
@@ -192,13 +194,20 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--clients", type=int, default=200)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--serve-args", default="--no-workers",
+                        help="options for serve (default --no-workers: the API's own capacity; "
+                             "with the cycle's workers on, serve also runs the stages of the "
+                             "~100 jobs the bench completes, on the same two cores); "
+                             "e.g. --serve-args='' or --serve-args='--workers 1'")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
+    SERVE_ARGS.extend(args.serve_args.split())
     runs = [run_once(args.requests, args.clients) for _ in range(args.runs)]
     figures = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "platform": platform.platform()},
         "clients": args.clients, "requests_per_run": runs[0]["requests"], "runs": len(runs),
+        "serve_args": args.serve_args,
         "rps_median": statistics.median(r["rps"] for r in runs),
         "p50_ms_median": statistics.median(r["p50_ms"] for r in runs),
         "p99_ms_median": statistics.median(r["p99_ms"] for r in runs),
@@ -210,7 +219,8 @@ def main() -> None:
         print(json.dumps(figures))
         return
     print(f"ingest through serve: {figures['requests_per_run']} callbacks x {len(runs)} runs, "
-          f"{args.clients} clients, {os.cpu_count()} CPUs, Python {platform.python_version()}")
+          f"{args.clients} clients, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+          f"serve {args.serve_args or '(defaults)'}")
     print(f"{'run':>4} {'rps':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'lost':>5} "
           f"{'doubled':>8}")
     for i, r in enumerate(runs, 1):

@@ -70,15 +70,15 @@ def test_the_tick_thread_survives_a_failing_tick(embedded: Services, clock: Manu
                                                  caplog: pytest.LogCaptureFixture,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
-    real_list = embedded.jobs.list
+    real_headers = embedded.jobs.headers
 
-    def flaky_list(**kwargs: object) -> list[Job]:
+    def flaky_headers(**kwargs: object) -> list[tuple[str, dict[str, object]]]:
         calls.append(1)
         if len(calls) == 1:
             raise StorageUnavailable("the store is down")
-        return real_list()
+        return real_headers()
 
-    monkeypatch.setattr(embedded.jobs, "list", flaky_list)
+    monkeypatch.setattr(embedded.jobs, "headers", flaky_headers)
     loops = CycleLoops(embedded, tick_seconds=0.05, stage_queues=())
     with caplog.at_level(logging.INFO, logger="metric_stream.cycle"), loops:
         deadline = time.monotonic() + 5

@@ -430,28 +430,37 @@ def recover(services: Services, *, now: datetime | None = None, limit: int = 100
     now = now or services.clock.now()
     acted = []
     patience = timedelta(seconds=services.settings.queue_visibility_timeout)
-    for job in services.jobs.list(limit=limit):
-        if job.status is JobStatus.COLLECTING:
-            if job.triggered_at is None and now - job.created_at > patience:
-                services.queue.send(FANOUT, {"traceId": job.trace_id})  # its message was lost
-                acted.append(job.trace_id)
-            elif settle_job(services, job.trace_id, now=now):
-                acted.append(job.trace_id)
+    for trace_id, header in services.jobs.headers(limit=limit):  # headers only: cheap
+        status = JobStatus(header["status"])
+        created = _moment(header.get("createdAt")) or now
+        updated = _moment(header.get("updatedAt")) or created
+        if status is JobStatus.COLLECTING:
+            if header.get("triggeredAt") is None and now - created > patience:
+                services.queue.send(FANOUT, {"traceId": trace_id})  # its message was lost
+                acted.append(trace_id)
+                continue
+            timeout_at = _moment(header.get("timeoutAt"))
+            due = timeout_at is None or now >= timeout_at
+            quiet = now - updated > patience  # e.g. a crash between a callback and its fan-in
+            # only then is the whole job read (settle_job decides)
+            if (due or quiet) and settle_job(services, trace_id, now=now):
+                acted.append(trace_id)
             continue
-        stage = next((s for s in STAGES.values() if s.status is job.status), None)
+        stage = next((s for s in STAGES.values() if s.status is status), None)
         if stage is None:
             continue
-        header = services.records.get(keys.job_header(job.trace_id)) or {}
         lease_until = header.get("leaseUntil")
         claimed = header.get("leaseStage") == stage.queue
-        stale = job.updated_at is None or now - job.updated_at > timedelta(
-            seconds=services.settings.queue_visibility_timeout)
-        if (claimed and isinstance(lease_until, int | float) and lease_until > now.timestamp()):
+        if claimed and isinstance(lease_until, int | float) and lease_until > now.timestamp():
             continue
-        if claimed or stale:
-            services.queue.send(stage.queue, {"traceId": job.trace_id})
-            acted.append(job.trace_id)
+        if claimed or now - updated > patience:
+            services.queue.send(stage.queue, {"traceId": trace_id})
+            acted.append(trace_id)
     return acted
+
+
+def _moment(text: object) -> datetime | None:
+    return datetime.fromisoformat(text) if isinstance(text, str) else None
 
 
 __all__ = [

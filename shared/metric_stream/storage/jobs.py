@@ -128,6 +128,14 @@ class JobStore:
         return any(item.get("status") == KpiStatus.PENDING.value
                    for _, item in self.records.query(pk, prefix="kpi:"))
 
+    def headers(self, *, limit: int = 50) -> list[tuple[str, dict[str, Any]]]:
+        """The newest jobs' header records only (status, times, claims): what a tick needs
+        to look at, without reading every KPI record of every job."""
+        rows = self.records.query(keys.JOB_INDEX, limit=limit, descending=True)
+        trace_ids = [str(item["traceId"]) for _, item in rows]
+        found = self.records.get_many(keys.job_header(t) for t in trace_ids)
+        return [(t, found[keys.job_header(t)]) for t in trace_ids if keys.job_header(t) in found]
+
     def list(self, *, limit: int = 50, before: datetime | None = None) -> list[Job]:
         """The newest jobs first."""
         rows = self.records.query(keys.JOB_INDEX, end=iso(before) if before else None,
