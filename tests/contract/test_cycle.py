@@ -12,7 +12,7 @@ from metric_stream.bootstrap import Services
 from metric_stream.clock import ManualClock
 from metric_stream.collectors.demo import demo_registry
 from metric_stream.errors import InvalidInput
-from metric_stream.models import JobStatus, KpiStatus, N8nSource, Schedule
+from metric_stream.models import Job, JobStatus, KpiStatus, N8nSource, Schedule
 from metric_stream.services import cycle
 from metric_stream.services.schedules import due_time, tick
 
@@ -27,6 +27,14 @@ def no_network() -> httpx.Client:
     def refuse(request: httpx.Request) -> httpx.Response:
         raise AssertionError(f"unexpected request to {request.url}")
     return httpx.Client(transport=httpx.MockTransport(refuse))
+
+
+def settled_job(services: Services) -> Job:
+    """A job of every registry entry, fanned out (no network: demo collectors) and
+    settled: waiting in the analysis queue."""
+    with no_network() as http:
+        job, _ = cycle.start_job(services, cycle.Triggers(http))
+    return job
 
 
 def run_to_end(services: Services, trace_id: str) -> list[cycle.StageOutcome]:
@@ -73,11 +81,7 @@ def test_fan_in_waits_then_times_out_and_the_job_is_partial(services: Services,
 
 def test_a_redelivered_stage_message_does_nothing_twice(services: Services) -> None:
     seed_demo(services, 2)
-    plan = cycle.plan_fan_out(services.registry.kpis.all())
-    job = cycle.create_job(services, plan)
-    with no_network() as http:
-        cycle.trigger_job(services, job, plan, cycle.Triggers(http))
-    cycle.settle_job(services, job.trace_id)
+    job = settled_job(services)
     services.queue.send("analysis", {"traceId": job.trace_id})  # a duplicate delivery
     first = cycle.consume(services, "analysis", cycle.StageWorkers(), wait_seconds=1)
     assert sorted(o.result for o in first) == ["advanced", "already-done"]
@@ -86,11 +90,7 @@ def test_a_redelivered_stage_message_does_nothing_twice(services: Services) -> N
 
 def test_stage_work_runs_once_while_claimed(services: Services, clock: ManualClock) -> None:
     seed_demo(services, 2)
-    plan = cycle.plan_fan_out(services.registry.kpis.all())
-    job = cycle.create_job(services, plan)
-    with no_network() as http:
-        cycle.trigger_job(services, job, plan, cycle.Triggers(http))
-    cycle.settle_job(services, job.trace_id)
+    job = settled_job(services)
     stage = cycle.STAGES["analysis"]
     assert cycle.claim_stage(services, job.trace_id, stage, "crashed-worker", 60, clock.now())
     calls: list[str] = []
@@ -118,11 +118,7 @@ def test_malformed_stage_messages_are_dead_lettered_with_the_reason(services: Se
 def test_recover_hands_on_a_job_whose_message_was_lost(services: Services,
                                                       clock: ManualClock) -> None:
     seed_demo(services, 2)
-    plan = cycle.plan_fan_out(services.registry.kpis.all())
-    job = cycle.create_job(services, plan)
-    with no_network() as http:
-        cycle.trigger_job(services, job, plan, cycle.Triggers(http))
-    cycle.settle_job(services, job.trace_id)
+    job = settled_job(services)
     lost = services.queue.receive("analysis")  # a worker took it and died
     assert len(lost) == 1
     assert cycle.recover(services) == []  # too early: the message may still be in flight
