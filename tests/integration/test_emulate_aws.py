@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -35,29 +36,57 @@ def listening(port: int) -> bool:
         return False
 
 
-def test_serve_emulating_aws_ingests_into_moto(tmp_path: Path) -> None:
+@dataclass
+class Emulated:
+    url: str
+    endpoint: str
+    moto_port: int
+    log_path: Path
+    process: subprocess.Popen[str]
+
+    def stop(self) -> None:
+        """SIGTERM, as an operator would; kill only if it does not stop in time."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def start_emulated(tmp_path: Path, *options: str) -> Emulated:
+    """`serve --emulate-aws` on free ports, once it answers /api/health (init has run)."""
     port, moto_port = free_port(), free_port()
-    endpoint = f"http://127.0.0.1:{moto_port}"
     log_path = tmp_path / "serve.log"
     env = {**os.environ, "METRIC_STREAM_INGESTION_KEY": KEY}
     with open(log_path, "w") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "metric_stream.cli.main", "serve", "--emulate-aws",
-             "--port", str(port), "--moto-port", str(moto_port), "--workers", "2"],
+             "--port", str(port), "--moto-port", str(moto_port), *options],
             env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+    server = Emulated(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{moto_port}", moto_port,
+                      log_path, process)
+    deadline = time.monotonic() + 40
+    health = None
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            health = httpx.get(f"{server.url}/api/health", timeout=2)
+            if health.status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    if health is None or health.status_code != 200 or health.json()["backend"] != "aws":
+        server.stop()
+        raise AssertionError(log_path.read_text())
+    return server
+
+
+def test_serve_emulating_aws_ingests_into_moto(tmp_path: Path) -> None:
+    server = start_emulated(tmp_path, "--workers", "2")
+    url, endpoint, log_path, process = server.url, server.endpoint, server.log_path, server.process
+    moto_port = server.moto_port
     try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 40
-        health = None
-        while time.monotonic() < deadline and process.poll() is None:
-            try:
-                health = httpx.get(f"{url}/api/health", timeout=2)
-                if health.status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        assert health is not None and health.status_code == 200, log_path.read_text()
-        assert health.json()["backend"] == "aws"
         assert f"emulating AWS with moto at {endpoint}" in log_path.read_text()
 
         seed = tmp_path / "seed.json"
@@ -76,13 +105,7 @@ def test_serve_emulating_aws_ingests_into_moto(tmp_path: Path) -> None:
         services = build_services(Settings(backend="aws", aws_endpoint_url=endpoint))
         assert [p.value for p in services.timeseries.points("btc-price")] == [97000.5]
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        server.stop()
     assert process.returncode == 0, log_path.read_text()
     assert not listening(moto_port)  # the moto server stopped with serve
 
@@ -91,34 +114,14 @@ def test_serve_emulating_aws_runs_a_scheduled_job_to_complete(tmp_path: Path) ->
     """The same cycle as `serve` on the embedded backend (test_serve_cycle): the tick
     fires a due schedule once, and the stage workers take the job to `complete`, here
     on DynamoDB, S3 and SQS as emulated by moto."""
-    port, moto_port = free_port(), free_port()
-    endpoint = f"http://127.0.0.1:{moto_port}"
-    log_path = tmp_path / "serve.log"
-    env = {**os.environ, "METRIC_STREAM_INGESTION_KEY": KEY}
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "metric_stream.cli.main", "serve", "--emulate-aws",
-             "--port", str(port), "--moto-port", str(moto_port), "--tick-seconds", "1",
-             "--workers", "1"],
-            env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
     jobs: list[Job] = []
     fired_at = None
     depths: dict[str, tuple[int, int, int]] = {}
+    server = start_emulated(tmp_path, "--tick-seconds", "1", "--workers", "1")
+    endpoint, log_path, process = server.endpoint, server.log_path, server.process
+    moto_port = server.moto_port
     try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 40
-        health = None
-        while time.monotonic() < deadline and process.poll() is None:
-            try:
-                health = httpx.get(f"{url}/api/health", timeout=2)
-                if health.status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
         # serve has run init (table, bucket, queues) before it answers: seed only now
-        assert health is not None and health.status_code == 200, log_path.read_text()
-        assert health.json()["backend"] == "aws"
-
         services = build_services(Settings(backend="aws", aws_endpoint_url=endpoint))
         for entry in demo_registry(3):
             services.registry.kpis.create(entry)
@@ -146,13 +149,7 @@ def test_serve_emulating_aws_runs_a_scheduled_job_to_complete(tmp_path: Path) ->
                   for queue in QUEUES
                   for d in [services.queue.depth(queue)]}
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        server.stop()
     output = log_path.read_text()
     assert process.returncode == 0, output
     assert not listening(moto_port)
