@@ -69,9 +69,9 @@ def stage_workers() -> StageWorkers:
     heavy libraries; the routes and the tick never need them)."""
     global _workers
     if _workers is None:
-        from metric_stream.services.cycle import StageWorkers
+        from metric_stream.services.stages import default_workers
 
-        _workers = StageWorkers()
+        _workers = default_workers()
     return _workers
 
 

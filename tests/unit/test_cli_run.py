@@ -19,6 +19,7 @@ def test_run_demo_completes_a_job_with_no_network(capsys: pytest.CaptureFixture[
     assert code == 0, out
     assert out.startswith("DEMO")
     assert "12/12 collected, 0 failed" in out and "COMPLETE" in out and "(DEMO)" in out
+    assert "analysis: " in out and "top movers (1 day): demo-" in out
     demo = build_services(Settings(home=tmp_path / "h" / "demo"))
     (job,) = demo.jobs.list()
     assert job.demo and job.status is JobStatus.COMPLETE

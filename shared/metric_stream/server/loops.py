@@ -80,7 +80,11 @@ class CycleLoops:
                  triggers: TriggersFactory = cycle.Triggers) -> None:
         self.services = services
         self.tick_seconds = tick_seconds
-        self.workers = workers or cycle.StageWorkers()
+        if workers is None:
+            from metric_stream.services.stages import default_workers
+
+            workers = default_workers()
+        self.workers = workers
         self.poll_seconds = poll_seconds
         self.stage_queues = stage_queues
         self._make_triggers = triggers

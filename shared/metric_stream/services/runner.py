@@ -49,6 +49,7 @@ class RunSummary:
     report: dict[str, Any] | None = None
     deliveries: list[dict[str, Any]] = field(default_factory=list)
     timed_out_waiting: bool = False
+    analysis: dict[str, Any] | None = None
 
     @property
     def exit_code(self) -> int:
@@ -69,6 +70,7 @@ class RunSummary:
             "stages": {name: {"startedAt": t.started_at.isoformat(),
                               "finishedAt": t.finished_at.isoformat() if t.finished_at else None}
                        for name, t in job.stages.items()},
+            "analysis": self.analysis,
             "report": self.report,
             "deliveries": self.deliveries,
             "stillRunning": self.timed_out_waiting,
@@ -80,7 +82,10 @@ def run_cycle(services: Services, triggers: cycle.Triggers, *,
               workers: cycle.StageWorkers | None = None, progress: Progress | None = None,
               wait: timedelta | None = None, poll_s: float = 0.2) -> RunSummary:
     started = time.monotonic()
-    workers = workers or cycle.StageWorkers()
+    if workers is None:
+        from metric_stream.services.stages import default_workers
+
+        workers = default_workers()
     notify = progress or (lambda job, note: None)
     job, outcomes = cycle.start_job(services, triggers, kpis=kpis, demo=demo)
     deadline = time.monotonic() + (wait.total_seconds() if wait else 7 * 24 * 3600)
@@ -102,6 +107,7 @@ def run_cycle(services: Services, triggers: cycle.Triggers, *,
             time.sleep(poll_s)
     final = services.jobs.require(job.trace_id)
     document = services.packages.document(job.trace_id)
+    consolidated = services.packages.consolidated(job.trace_id)
     return RunSummary(
         job=final, triggers=outcomes, seconds=time.monotonic() - started, demo=demo,
         report=None if document is None else {
@@ -110,6 +116,7 @@ def run_cycle(services: Services, triggers: cycle.Triggers, *,
         deliveries=[d.model_dump(mode="json", by_alias=True, exclude_none=True)
                     for d in services.deliveries.list(job.trace_id)],
         timed_out_waiting=not final.status.terminal,
+        analysis=None if consolidated is None else consolidated.analytics,
     )
 
 

@@ -118,6 +118,15 @@ def print_summary(body: dict[str, Any], partial: bool) -> None:
     print(f"  KPIs: {kpis['collected']}/{kpis['total']} collected, {len(kpis['failed'])} failed")
     for kpi_id, reason in sorted(kpis["failed"].items()):
         print(f"    - {kpi_id}: {reason}")
+    analysis = body.get("analysis")
+    if analysis:
+        movers = analysis["topMovers"]["1d"][:3]
+        moves = ", ".join(f"{m['kpiId']} {m['percent']:+.2f}%" for m in movers) or "none"
+        print(f"  analysis: {len(analysis['alerts'])} alert(s), "
+              f"{len(analysis['outliers'])} outlier(s); top movers (1 day): {moves}")
+        for alert in analysis["alerts"][:5]:
+            print(f"    ! {alert['kpiId']}: {alert['kind']} threshold {alert['threshold']:g} "
+                  f"crossed ({alert['value']:g})")
     report = body["report"]
     if report:
         print(f"  report: {report.get('url') or report['blobKey']} ({report['bytes']:,} bytes)")
