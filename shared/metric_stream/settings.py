@@ -68,6 +68,24 @@ class Settings(BaseSettings):
     admin_key: SecretStr | None = None
     """Bearer key of the admin routes."""
 
+    openrouter_api_key: SecretStr | None = None
+    """OpenRouter API key (sent as `Authorization: Bearer`) for analysis chain steps."""
+
+    openrouter_base_url: str = "https://openrouter.ai/api/v1"
+    """OpenRouter API base URL (`{base}/chat/completions`)."""
+
+    gemini_api_key: SecretStr | None = None
+    """Google Gemini API key (sent as `x-goog-api-key`) for analysis chain steps."""
+
+    gemini_base_url: str = "https://generativelanguage.googleapis.com/v1beta"
+    """Gemini API base URL (`{base}/models/{model}:generateContent`)."""
+
+    anthropic_api_key: SecretStr | None = None
+    """Anthropic API key (sent as `x-api-key`) for analysis chain steps."""
+
+    anthropic_base_url: str = "https://api.anthropic.com/v1"
+    """Anthropic API base URL (`{base}/messages`)."""
+
     @field_validator("aws_endpoint_url")
     @classmethod
     def _endpoint_is_url(cls, value: str | None) -> str | None:
