@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -99,7 +100,7 @@ def _int_or_none(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-class _HttpLLMClient:
+class _HttpLLMClient(ABC):
     provider: Provider
 
     def __init__(
@@ -157,11 +158,13 @@ class _HttpLLMClient:
             input_tokens=tokens_in, output_tokens=tokens_out,
         )
 
+    @abstractmethod
     def _build(self, request: LLMRequest) -> tuple[str, dict[str, str], dict[str, Any]]:
-        raise NotImplementedError
+        """The provider's URL, headers and JSON body for a request."""
 
+    @abstractmethod
     def _parse(self, data: dict[str, Any]) -> tuple[str, str | None, int | None, int | None]:
-        raise NotImplementedError
+        """Text, model, input and output tokens from the provider's answer."""
 
 
 class OpenRouterClient(_HttpLLMClient):
