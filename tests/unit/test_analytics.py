@@ -17,6 +17,7 @@ from metric_stream.analytics import (
     correlations,
     top_movers,
 )
+from metric_stream.analytics.cross import pearson
 from metric_stream.models import Thresholds
 from metric_stream.models.timeseries import DataPoint
 
@@ -303,3 +304,41 @@ def test_properties(values: list[float]) -> None:
             assert a.latest_value == pytest.approx(expected, rel=1e-9, abs=1e-9)
     for vol in a.volatility:
         assert vol.value is None or vol.value >= 0
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.lists(st.one_of(st.none(), st.integers(-10**6, 10**6).map(lambda v: v / 8)),
+                         min_size=30,
+                         max_size=30), min_size=2, max_size=6),
+       st.sampled_from([30, 90]))
+def test_all_pairs_at_once_match_the_pairwise_reference(rows: list[list[float | None]],
+                                                        window: int) -> None:
+    """The matrix computation of `correlations` against `pearson`, pair by pair, over
+    the days both KPIs have (None is a missing day)."""
+    by_kpi = {f"k{i}": series([v for v in row if v is not None],
+                              [d for d, v in enumerate(row) if v is not None], kpi=f"k{i}")
+              for i, row in enumerate(rows)}
+    found = {(c.kpi_a, c.kpi_b): c for c in correlations(by_kpi, days=window)}  # type: ignore[arg-type]
+    kpis = sorted(k for k, points in by_kpi.items() if points)
+    last = max((d for row in rows for d, v in enumerate(row) if v is not None), default=0)
+    for i, a in enumerate(kpis):
+        for b in kpis[i + 1:]:
+            row_a, row_b = rows[int(a[1:])], rows[int(b[1:])]
+            shared = [d for d in range(30) if row_a[d] is not None and row_b[d] is not None
+                      and d > last - window]
+            xs = [float(row_a[d]) for d in shared]  # type: ignore[arg-type]
+            ys = [float(row_b[d]) for d in shared]  # type: ignore[arg-type]
+            expected = pearson(xs, ys) if len(shared) >= 5 else None
+            if expected is None or (max(xs) - min(xs) < 1e-3 or max(ys) - min(ys) < 1e-3):
+                continue  # near-constant overlaps: rounding decides, both skip or agree
+            assert (a, b) in found
+            assert found[(a, b)].n == len(shared)
+            assert found[(a, b)].r == pytest.approx(expected, abs=1e-6)
+
+
+def test_the_top_correlations_only() -> None:
+    by_kpi = {f"k{i}": series([math.sin(d / (i + 1)) + d * 0.01 * i for d in range(40)],
+                              kpi=f"k{i}") for i in range(8)}
+    every = correlations(by_kpi, days=30)
+    assert correlations(by_kpi, days=30, limit=5) == every[:5]
+    assert correlations({"only": by_kpi["k0"]}, days=30) == []

@@ -1,6 +1,12 @@
 """Deterministic analytics of KPI time series (SPEC step 4 "Analyse"), pure Python."""
 
-from metric_stream.analytics.cross import Correlation, Mover, correlations, top_movers
+from metric_stream.analytics.cross import (
+    Correlation,
+    Mover,
+    correlations,
+    daily_values,
+    top_movers,
+)
 from metric_stream.analytics.series import (
     Alert,
     Change,
@@ -24,5 +30,6 @@ __all__ = [
     "Volatility",
     "analyse_series",
     "correlations",
+    "daily_values",
     "top_movers",
 ]

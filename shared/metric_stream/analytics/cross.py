@@ -7,7 +7,6 @@ import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from itertools import combinations
 from typing import Any, Literal, NamedTuple
 
 from metric_stream.analytics.series import SeriesAnalytics
@@ -102,28 +101,66 @@ def pearson(xs: Sequence[float], ys: Sequence[float]) -> float | None:
     return max(-1.0, min(1.0, r))
 
 
+def daily_values(series_by_kpi: Mapping[str, Sequence[DataPoint]]
+                 ) -> dict[str, dict[date, float]]:
+    """Each KPI's last value per UTC day (KPIs without points left out)."""
+    return {kpi: _daily_values(points) for kpi, points in series_by_kpi.items() if points}
+
+
 def correlations(
     series_by_kpi: Mapping[str, Sequence[DataPoint]],
     days: Literal[30, 90] = 30,
+    *,
+    limit: int | None = None,
+    daily: Mapping[str, Mapping[date, float]] | None = None,
 ) -> list[Correlation]:
     """Pearson r for every pair of KPIs over the last `days` calendar days ending at the
     latest date of any series (last value per UTC day). Pairs with fewer than 5
-    overlapping days or zero variance are skipped. Sorted by `|r|` descending, then ids."""
-    daily = {kpi: _daily_values(points) for kpi, points in series_by_kpi.items() if points}
-    if not daily:
+    overlapping days or zero variance are skipped. Sorted by `|r|` descending, then ids;
+    the first `limit` only when given. `daily` is `daily_values(series_by_kpi)`, for
+    callers that ask for several windows.
+
+    All pairs at once (200 KPIs are 19,900 pairs): the KPIs x days matrix with a mask of
+    the days each KPI has, and the pairwise sums over shared days as matrix products
+    (`pearson` is the same formula one pair at a time). Each row is centred on its own
+    window mean first, which keeps large levels (prices) from cancelling out digits."""
+    daily = daily if daily is not None else daily_values(series_by_kpi)
+    if len(daily) < 2:
         return []
+    import numpy as np
+
     end = max(max(values) for values in daily.values())
     start = end - timedelta(days=days - 1)
-    windowed = {
-        kpi: {d: v for d, v in values.items() if d >= start} for kpi, values in daily.items()
-    }
-    found: list[Correlation] = []
-    for kpi_a, kpi_b in combinations(sorted(windowed), 2):
-        shared = sorted(windowed[kpi_a].keys() & windowed[kpi_b].keys())
-        if len(shared) < MIN_OVERLAP:
-            continue
-        r = pearson([windowed[kpi_a][d] for d in shared], [windowed[kpi_b][d] for d in shared])
-        if r is not None:
-            found.append(Correlation(kpi_a, kpi_b, r, len(shared)))
+    kpis = sorted(daily)
+    values = np.zeros((len(kpis), days))
+    mask = np.zeros((len(kpis), days))
+    for row, kpi in enumerate(kpis):
+        for day, value in daily[kpi].items():
+            if day >= start:
+                values[row, (day - start).days] = value
+                mask[row, (day - start).days] = 1.0
+    counts = mask.sum(axis=1)
+    means = np.divide(values.sum(axis=1), counts, out=np.zeros(len(kpis)), where=counts > 0)
+    x = (values - means[:, None]) * mask
+    n = mask @ mask.T
+    sum_a = x @ mask.T  # [a, b]: sum of a's values over the days shared with b
+    sum_sq = (x * x) @ mask.T
+    sum_ab = x @ x.T
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cov = n * sum_ab - sum_a * sum_a.T
+        var_a = n * sum_sq - sum_a * sum_a
+        var_b = var_a.T
+        r = cov / np.sqrt(var_a * var_b)
+    # zero variance within the overlap, up to rounding
+    flat = (var_a <= 1e-12 * n * sum_sq) | (var_b <= 1e-12 * n * sum_sq.T)
+    keep = (n >= MIN_OVERLAP) & ~flat & np.isfinite(r)
+    keep = np.triu(keep, k=1)
+    if limit is not None and int(keep.sum()) > limit:  # the top `limit` and any ties
+        strength = np.where(keep, np.abs(r), -1.0)
+        cutoff = np.partition(strength.ravel(), -limit)[-limit]
+        keep &= strength >= cutoff
+    rows, cols = np.nonzero(keep)
+    found = [Correlation(kpis[a], kpis[b], max(-1.0, min(1.0, float(r[a, b]))), int(n[a, b]))
+             for a, b in zip(rows.tolist(), cols.tolist(), strict=True)]
     found.sort(key=lambda c: (-abs(c.r), c.kpi_a, c.kpi_b))
-    return found
+    return found[:limit] if limit is not None else found

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -215,9 +216,16 @@ def returns(values: Sequence[float]) -> tuple[list[float], ReturnMethod]:
     return [(b - a) / a for a, b in pairwise(values) if a != 0], "simple"
 
 
+def stdev(values: Sequence[float]) -> float:
+    """Sample standard deviation (n - 1), two-pass in floats (`statistics.stdev` is exact
+    but works in fractions: 20x slower, for digits that floats do not keep anyway)."""
+    mean = statistics.fmean(values)
+    return math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (len(values) - 1))
+
+
 def _volatility(points: list[DataPoint], days: int) -> Volatility:
     rets, method = returns([p.value for p in _window(points, days)])
-    value = statistics.stdev(rets) if len(rets) >= 2 else None
+    value = stdev(rets) if len(rets) >= 2 else None
     return Volatility(days, value, method, len(rets))
 
 
@@ -254,34 +262,31 @@ def _trend(points: list[DataPoint]) -> Trend | None:
     return Trend(slope, intercept, r2, direction, strength, len(window))
 
 
-def _sma_at(points: list[DataPoint], index: int, days: int, first: date) -> float | None:
-    end = _utc_date(points[index].timestamp)
-    start = end - timedelta(days=days - 1)
+def _sma_at(points: list[DataPoint], index: int, days: int, first: date,
+            dates: Sequence[date] | None = None) -> float | None:
+    """Mean of the values dated within the `days` calendar days ending at `points[index]`
+    (`dates` are the points' UTC dates, when the caller has them already)."""
+    dates = dates if dates is not None else [_utc_date(p.timestamp) for p in points]
+    start = dates[index] - timedelta(days=days - 1)
     if first > start:
         return None
-    values = []
-    for point in reversed(points[: index + 1]):
-        if _utc_date(point.timestamp) < start:
-            break
-        values.append(point.value)
-    return statistics.fmean(values)
+    begin = bisect_left(dates, start, 0, index + 1)
+    return statistics.fmean([p.value for p in points[begin: index + 1]])
 
 
-def _crossings(points: list[DataPoint]) -> tuple[Crossing, ...]:
-    first = _utc_date(points[0].timestamp)
-    since = _utc_date(points[-1].timestamp) - timedelta(days=CROSSING_DAYS)
+def _crossings(points: list[DataPoint], dates: Sequence[date]) -> tuple[Crossing, ...]:
+    first = dates[0]
+    since = dates[-1] - timedelta(days=CROSSING_DAYS)
     scan_from = since - timedelta(days=CROSSING_DAYS)
     found: list[Crossing] = []
     last_sign = 0
-    for index, point in enumerate(points):
-        if _utc_date(point.timestamp) < scan_from:
-            continue
-        short = _sma_at(points, index, SMA_SHORT, first)
-        long = _sma_at(points, index, SMA_LONG, first)
+    for index in range(bisect_left(dates, scan_from), len(points)):
+        short = _sma_at(points, index, SMA_SHORT, first, dates)
+        long = _sma_at(points, index, SMA_LONG, first, dates)
         if short is None or long is None or short == long:
             continue
         sign = 1 if short > long else -1
-        day = _utc_date(point.timestamp)
+        day = dates[index]
         if last_sign and sign != last_sign and day > since:
             found.append(Crossing(day, "golden" if sign > 0 else "death", short, long))
         last_sign = sign
@@ -299,8 +304,7 @@ def _alerts(value: float, thresholds: Thresholds | None) -> tuple[Alert, ...]:
     return tuple(alerts)
 
 
-def _gaps(points: list[DataPoint]) -> tuple[Gap, ...]:
-    days = [_utc_date(p.timestamp) for p in points]
+def _gaps(days: Sequence[date]) -> tuple[Gap, ...]:
     gaps = []
     for before, after in pairwise(days):
         missing = (after - before).days - 1
@@ -324,10 +328,11 @@ def analyse_series(
     low, high = min(values), max(values)
     z_values = [p.value for p in _window(daily, ZSCORE_DAYS)]
     z_mean = statistics.fmean(z_values)
-    z_std = statistics.stdev(z_values) if len(z_values) >= 2 else None
+    z_std = stdev(z_values) if len(z_values) >= 2 else None
     zscore = (latest.value - z_mean) / z_std if z_std else None
-    first_day = _utc_date(daily[0].timestamp)
-    gaps = _gaps(daily)
+    dates = [_utc_date(p.timestamp) for p in daily]
+    first_day = dates[0]
+    gaps = _gaps(dates)
     return SeriesAnalytics(
         has_data=True,
         kpi_id=latest.kpi_id,
@@ -345,9 +350,9 @@ def analyse_series(
         maximum=high,
         position=None if high == low else (latest.value - low) / (high - low),
         percentile_rank=100 * sum(v <= latest.value for v in values) / len(values),
-        sma_short=_sma_at(daily, len(daily) - 1, SMA_SHORT, first_day),
-        sma_long=_sma_at(daily, len(daily) - 1, SMA_LONG, first_day),
-        crossings=_crossings(daily),
+        sma_short=_sma_at(daily, len(daily) - 1, SMA_SHORT, first_day, dates),
+        sma_long=_sma_at(daily, len(daily) - 1, SMA_LONG, first_day, dates),
+        crossings=_crossings(daily, dates),
         zscore=zscore,
         zscore_mean=z_mean,
         zscore_std=z_std,
