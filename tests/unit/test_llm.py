@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -15,15 +17,19 @@ from metric_stream.llm import (
     AnthropicClient,
     ChainContext,
     GeminiClient,
+    LLMAnswer,
     LLMClient,
     LLMError,
     LLMRequest,
     OpenRouterClient,
+    TokenBudget,
     clients_from_settings,
     complete_with_retries,
     render_prompt,
     run_chain,
 )
+from metric_stream.llm.chain import SYSTEM_PROMPT
+from metric_stream.llm.clients import truncate_answer
 from metric_stream.models.config import AnalysisChain, AnalysisStep, Provider, RetryConfig
 from metric_stream.settings import Settings
 
@@ -389,3 +395,144 @@ def test_clients_from_settings_use_the_configured_base_urls() -> None:
     assert list(clients) == ["anthropic"]
     assert clients["anthropic"].complete(REQUEST).text == "Momentum is positive."
     assert clients_from_settings(Settings(), http_for(handler)) == {}
+
+
+# --- long answers ------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("text", "limit", "expected"), [
+    ("short enough", 12, ("short enough", False)),
+    ("hello world foo", 14, ("hello world…", True)),  # cut inside "foo": the word goes
+    ("hello world foo", 12, ("hello world…", True)),  # cut on the space: nothing to drop
+    ("hello,   world", 10, ("hello,…", True)),  # the spaces before "…" go too
+    ("abcdefghij", 5, ("abcd…", True)),  # one word longer than the limit is cut inside
+    ("ab", 1, ("…", True)),
+])
+def test_truncate_answer(text: str, limit: int, expected: tuple[str, bool]) -> None:
+    assert truncate_answer(text, limit) == expected
+
+
+def test_long_answers_are_truncated_and_the_chain_says_so(sleeps: list[float]) -> None:
+    long_text = "up " * 3000
+    handler, _ = responses(anthropic_ok(long_text), anthropic_ok("short"))
+    client = AnthropicClient(http_for(handler), KEY, "https://anthropic.test/v1")
+    chain = AnalysisChain(steps=[
+        AnalysisStep(kind="technical", provider="anthropic", model="claude-x"),
+        AnalysisStep(kind="synthesis", provider="anthropic", model="claude-x"),
+    ])
+    result = run_chain(chain, {"anthropic": client}, CONTEXT, policy=POLICY,
+                       sleep=sleeps.append, max_answer_chars=100)
+    technical, synthesis = result.steps
+    assert technical.truncated
+    assert technical.text == "up " * 32 + "up…"
+    assert (synthesis.truncated, synthesis.text) == (False, "short")
+
+
+def test_max_answer_chars_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="max_answer_chars"):
+        LLMRequest(model="m", system="s", user="u", max_answer_chars=0)
+
+
+# --- token budget ------------------------------------------------------------------------
+
+def test_token_budget_counts_against_its_limit() -> None:
+    budget = TokenBudget(100)
+    assert (budget.used, budget.remaining, budget.exhausted) == (0, 100, False)
+    budget.spend(60)
+    assert (budget.used, budget.remaining, budget.exhausted) == (60, 40, False)
+    budget.spend(60)
+    assert (budget.used, budget.remaining, budget.exhausted) == (120, 0, True)
+    unlimited = TokenBudget(None)
+    unlimited.spend(10**9)
+    assert (unlimited.remaining, unlimited.exhausted) == (None, False)
+    assert TokenBudget(0).exhausted
+    with pytest.raises(ValueError, match="negative"):
+        budget.spend(-1)
+    with pytest.raises(ValueError, match="negative"):
+        TokenBudget(-1)
+
+
+def test_a_spent_budget_fails_the_chain_before_its_next_step(sleeps: list[float]) -> None:
+    clients, calls = provider_router()
+    # gemini spends 300 + 20, openrouter 120 + 30: the technical step finds the budget spent
+    budget = TokenBudget(400)
+    result = run_chain(CHAIN, clients, CONTEXT, policy=POLICY, sleep=sleeps.append,
+                       budget=budget)
+    assert result.status == "failed"
+    assert result.reason == "the job's LLM token budget (400 tokens) is spent"
+    assert (result.failed_step, result.failed_kind) == (2, "technical")
+    assert result.steps == ()
+    assert [host for host, _ in calls] == ["gemini.test", "openrouter.test"]
+    assert (result.input_tokens, result.output_tokens) == (420, 50)
+    assert budget.used == 470
+
+    again = run_chain(CHAIN, clients, CONTEXT, policy=POLICY, sleep=sleeps.append,
+                      budget=budget)
+    assert (again.status, again.failed_step, again.failed_kind) == ("failed", 0, "image")
+    assert len(calls) == 2
+
+
+def test_chain_sums_the_tokens_the_providers_report(sleeps: list[float]) -> None:
+    clients, _ = provider_router()
+    result = run_chain(CHAIN, clients, CONTEXT, policy=POLICY, sleep=sleeps.append)
+    assert (result.input_tokens, result.output_tokens) == (300 + 120 + 200 + 200,
+                                                           20 + 30 + 40 + 40)
+
+
+class Untallied:
+    """A client whose provider reports no token counts."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.requests: list[LLMRequest] = []
+        self._lock = threading.Lock()
+
+    def complete(self, request: LLMRequest) -> LLMAnswer:
+        with self._lock:
+            self.requests.append(request)
+        return LLMAnswer(text=self.text, model=request.model, provider="openrouter",
+                         latency_ms=1.0)
+
+
+ONE_STEP = AnalysisChain(steps=[
+    AnalysisStep(kind="numerical", provider="openrouter", model="a/b")])
+
+
+def test_unreported_tokens_are_estimated_from_the_text(sleeps: list[float]) -> None:
+    client = Untallied("x" * 402)
+    budget = TokenBudget(None)
+    result = run_chain(ONE_STEP, {"openrouter": client}, CONTEXT, policy=POLICY,
+                       sleep=sleeps.append, budget=budget)
+    [request] = client.requests
+    assert result.input_tokens == (len(SYSTEM_PROMPT) + len(request.user)) // 4
+    assert result.output_tokens == 100
+    assert result.steps[0].input_tokens is None  # the step shows what the provider said
+    assert budget.used == result.input_tokens + result.output_tokens
+
+
+def test_concurrent_spending_is_counted_exactly() -> None:
+    budget = TokenBudget(None)
+    start = threading.Barrier(8)
+
+    def spend() -> None:
+        start.wait()
+        for _ in range(5000):
+            budget.spend(3)
+
+    threads = [threading.Thread(target=spend) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert budget.used == 8 * 5000 * 3
+
+
+def test_chains_in_threads_share_one_budget(sleeps: list[float]) -> None:
+    budget = TokenBudget(None)
+    client = Untallied("y" * 40)
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        results = list(pool.map(
+            lambda _: run_chain(ONE_STEP, {"openrouter": client}, CONTEXT, policy=POLICY,
+                                sleep=sleeps.append, budget=budget),
+            range(24)))
+    assert all(r.ok for r in results)
+    assert budget.used == sum(r.input_tokens + r.output_tokens for r in results)

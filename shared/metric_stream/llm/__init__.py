@@ -1,5 +1,6 @@
 """LLM analysis: provider clients and the analysis chain runner (SPEC step 4)."""
 
+from metric_stream.llm.budget import TokenBudget
 from metric_stream.llm.chain import ChainContext, ChainResult, StepResult, render_prompt, run_chain
 from metric_stream.llm.clients import (
     AnthropicClient,
@@ -24,6 +25,7 @@ __all__ = [
     "LLMRequest",
     "OpenRouterClient",
     "StepResult",
+    "TokenBudget",
     "clients_from_settings",
     "complete_with_retries",
     "render_prompt",

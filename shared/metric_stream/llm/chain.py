@@ -2,7 +2,8 @@
 
 All or nothing: a step that fails after its retries fails the chain and no LLM text is
 kept (the report goes out with the deterministic analytics only). A step whose provider
-has no client (no API key) skips the chain before any call is made.
+has no client (no API key) skips the chain before any call is made. A spent job token
+budget fails the chain before its next step.
 """
 
 from __future__ import annotations
@@ -13,7 +14,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from metric_stream.llm.clients import LLMClient, LLMError, LLMRequest, complete_with_retries
+from metric_stream.llm.budget import TokenBudget
+from metric_stream.llm.clients import (
+    MAX_ANSWER_CHARS,
+    LLMAnswer,
+    LLMClient,
+    LLMError,
+    LLMRequest,
+    complete_with_retries,
+)
 from metric_stream.models.config import AnalysisChain, AnalysisStep, Provider, RetryPolicy, StepKind
 
 SYSTEM_PROMPT = (
@@ -46,6 +55,7 @@ class StepResult:
     latency_ms: float
     input_tokens: int | None = None
     output_tokens: int | None = None
+    truncated: bool = False
 
 
 @dataclass(frozen=True)
@@ -58,6 +68,10 @@ class ChainResult:
     """Index in `chain.steps` of the step that failed."""
     failed_kind: StepKind | None = None
     latency_ms: float = 0.0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    """Tokens of the steps answered, failed chains included, as spent from the budget:
+    the provider's count, or `len(text) // 4` when it gave none."""
 
     @property
     def ok(self) -> bool:
@@ -79,6 +93,16 @@ def _key(kind: str, taken: Mapping[str, Any]) -> str:
     while f"{kind}-{n}" in taken:
         n += 1
     return f"{kind}-{n}"
+
+
+def _tokens_spent(request: LLMRequest, answer: LLMAnswer) -> tuple[int, int]:
+    tokens_in = answer.input_tokens
+    if tokens_in is None:
+        tokens_in = (len(request.system) + len(request.user)) // 4
+    tokens_out = answer.output_tokens
+    if tokens_out is None:
+        tokens_out = len(answer.text) // 4
+    return tokens_in, tokens_out
 
 
 def render_prompt(step: AnalysisStep, context: ChainContext, previous: Mapping[str, str]) -> str:
@@ -108,6 +132,8 @@ def run_chain(
     sleep: Callable[[float], None] = time.sleep,
     max_tokens: int = 1024,
     temperature: float = 0.2,
+    max_answer_chars: int = MAX_ANSWER_CHARS,
+    budget: TokenBudget | None = None,
 ) -> ChainResult:
     planned = [
         (i, s) for i, s in enumerate(chain.steps)
@@ -124,7 +150,18 @@ def run_chain(
     started = time.perf_counter()
     previous: dict[str, str] = {}
     results: list[StepResult] = []
+    tokens_in = tokens_out = 0
+
+    def failed(i: int, step: AnalysisStep, reason: str) -> ChainResult:
+        return ChainResult(
+            status="failed", reason=reason, failed_step=i, failed_kind=step.kind,
+            latency_ms=round((time.perf_counter() - started) * 1000, 3),
+            input_tokens=tokens_in, output_tokens=tokens_out,
+        )
+
     for i, step in planned:
+        if budget is not None and budget.exhausted:
+            return failed(i, step, f"the job's LLM token budget ({budget.limit} tokens) is spent")
         request = LLMRequest(
             model=step.model,
             system=SYSTEM_PROMPT,
@@ -132,20 +169,24 @@ def run_chain(
             images=(context.chart,) if step.kind == "image" and context.chart else (),
             max_tokens=max_tokens,
             temperature=temperature,
+            max_answer_chars=max_answer_chars,
         )
         try:
             answer = complete_with_retries(clients[step.provider], request,
                                            policy=policy, sleep=sleep)
         except LLMError as exc:
-            return ChainResult(
-                status="failed", reason=str(exc), failed_step=i, failed_kind=step.kind,
-                latency_ms=round((time.perf_counter() - started) * 1000, 3),
-            )
+            return failed(i, step, str(exc))
+        step_in, step_out = _tokens_spent(request, answer)
+        tokens_in += step_in
+        tokens_out += step_out
+        if budget is not None:
+            budget.spend(step_in + step_out)
         previous[_key(step.kind, previous)] = answer.text
         results.append(StepResult(
             kind=step.kind, provider=answer.provider, model=answer.model, text=answer.text,
             latency_ms=answer.latency_ms, input_tokens=answer.input_tokens,
-            output_tokens=answer.output_tokens,
+            output_tokens=answer.output_tokens, truncated=answer.truncated,
         ))
     return ChainResult(status="ok", steps=tuple(results),
-                       latency_ms=round((time.perf_counter() - started) * 1000, 3))
+                       latency_ms=round((time.perf_counter() - started) * 1000, 3),
+                       input_tokens=tokens_in, output_tokens=tokens_out)
