@@ -35,6 +35,11 @@ if TYPE_CHECKING:
     from metric_stream.services.cycle import StageWorkers, Triggers
 
 app = Chalice(app_name="metric-stream")
+# Bytes API Gateway must pass as binary (base64 in the Lambda response): PNG is in
+# Chalice's defaults, the report's PDF is not. Clients ask for them with a matching
+# Accept header (or */*), as API Gateway requires.
+app.api.binary_types = [*app.api.binary_types, "application/pdf"]
+TEXT_TYPES = ("application/json", "text/", "image/svg+xml")  # answered as UTF-8 text
 log = logging.getLogger("metric_stream.functions")
 
 # Chalice needs the queue names when it reads this module; the services read the same
@@ -103,7 +108,7 @@ def _view(route: Route) -> Callable[..., ChaliceResponse]:
         )
         response = current_api().handle(request)
         body: Any = response.body
-        if response.headers.get("content-type", "").startswith(("application/json", "text/")):
+        if response.headers.get("content-type", "").startswith(TEXT_TYPES):
             body = response.body.decode()
         headers: dict[str, str | list[str]] = dict(response.headers)
         return ChaliceResponse(body=body, status_code=response.status, headers=headers)

@@ -13,6 +13,7 @@ from metric_stream.clock import SystemClock
 from metric_stream.ports import STAGE_QUEUES, BlobStore, Clock, Queue, RecordStore
 from metric_stream.settings import Settings
 from metric_stream.storage import (
+    ChartStore,
     ConfigStore,
     DeliveryStore,
     ImportLog,
@@ -34,6 +35,7 @@ class Services:
     jobs: JobStore = field(init=False)
     registry: Registry = field(init=False)
     packages: PackageStore = field(init=False)
+    charts: ChartStore = field(init=False)
     deliveries: DeliveryStore = field(init=False)
     config: ConfigStore = field(init=False)
     imports: ImportLog = field(init=False)
@@ -43,6 +45,7 @@ class Services:
         self.jobs = JobStore(self.records)
         self.registry = Registry(self.records)
         self.packages = PackageStore(self.records)
+        self.charts = ChartStore(self.records)
         self.deliveries = DeliveryStore(self.records)
         self.config = ConfigStore(self.records)
         self.imports = ImportLog(self.records)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from types import ModuleType
 
@@ -15,11 +16,19 @@ from moto import mock_aws
 from metric_stream.api.app import build_api
 from metric_stream.bootstrap import Services
 from metric_stream.clock import ManualClock
-from metric_stream.models import CollectorSource, Job, KpiDefinition, KpiStatus
+from metric_stream.models import (
+    CollectorSource,
+    DataPoint,
+    DocumentRecord,
+    Job,
+    KpiDefinition,
+    KpiStatus,
+)
 from tests.conftest import make_services
 
 FUNCTIONS = Path(__file__).resolve().parents[2] / "functions"
 KEY = "ingest-test-key"
+ADMIN_KEY = "admin-test-key"
 
 
 @pytest.fixture
@@ -29,7 +38,8 @@ def chalice_app(tmp_path: Path, clock: ManualClock) -> Iterator[tuple[ModuleType
         import app as chalice_module
 
         with mock_aws():
-            services = make_services("aws", tmp_path, clock, ingestion_key=KEY)
+            services = make_services("aws", tmp_path, clock, ingestion_key=KEY,
+                                     admin_key=ADMIN_KEY)
             services.registry.kpis.create(KpiDefinition(
                 id="btc-price", name="BTC", kpi_type="price",
                 source=CollectorSource(collector="demo")))
@@ -72,3 +82,39 @@ def test_ingestion_through_chalice(chalice_app: tuple[ModuleType, Services],
         assert spec.json_body["openapi"] == "3.1.0"
     assert services.jobs.require("trace_1").state_of("btc-price").status is KpiStatus.COLLECTED
     assert [p.value for p in services.timeseries.points("btc-price")] == [97000.5]
+
+
+def test_binary_and_text_answers_through_chalice(chalice_app: tuple[ModuleType, Services],
+                                                 clock: ManualClock) -> None:
+    """PNG and PDF go out base64-encoded (API Gateway binary types, asked for with a
+    matching Accept header); SVG and the JSON answers go out as text."""
+    from chalice.test import Client
+
+    module, services = chalice_app
+    services.timeseries.append_many([
+        DataPoint(kpi_id="btc-price", timestamp=clock.now() - timedelta(days=d),
+                  value=97_000.0 + d) for d in range(10)])
+    services.blobs.put("reports/trace_1.pdf", b"%PDF-1.7 report", content_type="application/pdf")
+    services.packages.put_document(DocumentRecord(
+        trace_id="trace_1", blob_key="reports/trace_1.pdf", size_bytes=15,
+        created_at=clock.now()))
+    admin = {"authorization": f"Bearer {ADMIN_KEY}", "content-type": "application/json"}
+    with Client(module.app) as client:
+        charts = {}
+        for fmt in ("png", "svg"):
+            made = client.http.post("/api/charts/generate", headers=admin,
+                                    body=json.dumps({"kpiId": "btc-price", "format": fmt}))
+            assert made.status_code == 201, made.body
+            charts[fmt] = made.json_body["url"]
+        png = client.http.get(charts["png"], headers={**admin, "accept": "image/png"})
+        assert png.status_code == 200 and png.body.startswith(b"\x89PNG\r\n\x1a\n")
+        anything = client.http.get(charts["png"], headers={**admin, "accept": "*/*"})
+        assert anything.body == png.body
+        svg = client.http.get(charts["svg"], headers=admin)
+        assert svg.status_code == 200 and b"<svg" in svg.body
+        assert svg.headers["cache-control"] == "private, max-age=86400"
+        pdf = client.http.get("/api/documents/trace_1",
+                              headers={**admin, "accept": "application/pdf"})
+        assert pdf.status_code == 200 and pdf.body == b"%PDF-1.7 report"
+        health = client.http.get("/api/charts/health")
+        assert health.status_code == 200 and health.json_body["blobStore"] == "ok"

@@ -7,6 +7,7 @@ from functools import cache
 from typing import Any
 
 from metric_stream.api import (
+    chart_routes,
     config_routes,
     data_routes,
     endpoint_routes,
@@ -36,6 +37,7 @@ ROUTES: list[Route] = [
     *config_routes.ROUTES,
     *job_routes.ROUTES,
     *data_routes.ROUTES,
+    *chart_routes.ROUTES,
     *endpoint_routes.ROUTES,
     *metrics_routes.ROUTES,
     Route("GET", "/api/openapi.json", openapi, "public", "This API's OpenAPI 3.1 document",

@@ -105,7 +105,7 @@ class Route:
     request_model: type[BaseModel] | Sequence[type[BaseModel]] | None = None
     request_content: str = "application/json"
     responses: Mapping[int, str] = field(default_factory=dict)
-    response_content: str = "application/json"  # of the success answers
+    response_content: str | tuple[str, ...] = "application/json"  # of the success answers
     max_body: int = DEFAULT_MAX_BODY
     tag: str = "api"
     query: Mapping[str, str] = field(default_factory=dict)  # name -> description

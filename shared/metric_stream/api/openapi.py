@@ -89,8 +89,10 @@ def build_openapi(routes: Sequence[Route]) -> dict[str, Any]:
             elif route.response_content == "application/json":
                 content = {"application/json": {"schema": {"type": "object"}}}
             else:
-                content = {route.response_content: {"schema": {"type": "string",
-                                                               "format": "binary"}}}
+                types = ((route.response_content,) if isinstance(route.response_content, str)
+                         else route.response_content)
+                content = {kind: {"schema": {"type": "string", "format": "binary"}}
+                           for kind in types}
             response["content"] = content
             operation["responses"][str(status)] = response
         paths.setdefault(route.path, {})[route.method.lower()] = operation

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
         problems_of,
         utc_now,
     )
+    from metric_stream.models.chart import ChartRecord
     from metric_stream.models.config import (
         AnalysisChain,
         AnalysisStep,
@@ -73,6 +74,7 @@ _WHERE = {
     "AnalysisChain": "metric_stream.models.config",
     "AnalysisConfig": "metric_stream.models.kpi",
     "AnalysisStep": "metric_stream.models.config",
+    "ChartRecord": "metric_stream.models.chart",
     "ChartRef": "metric_stream.models.wire",
     "CollectorSource": "metric_stream.models.kpi",
     "ConsolidatedPackage": "metric_stream.models.report",
@@ -127,6 +129,7 @@ __all__ = [
     "AnalysisChain",
     "AnalysisConfig",
     "AnalysisStep",
+    "ChartRecord",
     "ChartRef",
     "CollectorSource",
     "ConsolidatedPackage",

@@ -3,10 +3,16 @@
 from metric_stream.storage.collection import ModelCollection
 from metric_stream.storage.jobs import JobStore
 from metric_stream.storage.registry import KpiCatalog, Registry
-from metric_stream.storage.stores import ConfigStore, DeliveryStore, ImportLog, PackageStore
+from metric_stream.storage.stores import (
+    ChartStore,
+    ConfigStore,
+    DeliveryStore,
+    ImportLog,
+    PackageStore,
+)
 from metric_stream.storage.timeseries import AppendOutcome, BulkOutcome, TimeSeriesStore
 
 __all__ = [
-    "AppendOutcome", "BulkOutcome", "ConfigStore", "DeliveryStore", "ImportLog", "JobStore",
-    "KpiCatalog",    "ModelCollection", "PackageStore", "Registry", "TimeSeriesStore",
+    "AppendOutcome", "BulkOutcome", "ChartStore", "ConfigStore", "DeliveryStore", "ImportLog",
+    "JobStore", "KpiCatalog", "ModelCollection", "PackageStore", "Registry", "TimeSeriesStore",
 ]

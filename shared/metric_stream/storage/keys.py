@@ -60,6 +60,10 @@ def document(trace_id: str) -> Key:
     return Key(f"document:{trace_id}", SINGLE)
 
 
+def chart(chart_id: str) -> Key:
+    return Key(f"chart:{chart_id}", SINGLE)
+
+
 def deliveries(trace_id: str) -> str:
     return f"delivery:{trace_id}"
 

@@ -1,9 +1,10 @@
-"""The other typed stores: packages, documents, deliveries, config, import log."""
+"""The other typed stores: packages, documents, charts, deliveries, config, import log."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from metric_stream.models.chart import ChartRecord
 from metric_stream.models.config import SystemConfig
 from metric_stream.models.delivery import DeliveryRecord
 from metric_stream.models.report import ConsolidatedPackage, DocumentRecord, KpiPackage
@@ -48,6 +49,20 @@ class PackageStore:
     def document(self, trace_id: str) -> DocumentRecord | None:
         item = self.records.get(keys.document(trace_id))
         return None if item is None else DocumentRecord.model_validate(item)
+
+
+class ChartStore:
+    """`chart:{chartId}`: where each chart's bytes are, and whether it is a fallback."""
+
+    def __init__(self, records: RecordStore) -> None:
+        self.records = records
+
+    def put(self, record: ChartRecord) -> None:
+        self.records.write([Put(keys.chart(record.chart_id), to_item(record))])
+
+    def get(self, chart_id: str) -> ChartRecord | None:
+        item = self.records.get(keys.chart(chart_id))
+        return None if item is None else ChartRecord.model_validate(item)
 
 
 class DeliveryStore:
