@@ -24,6 +24,12 @@ class Settings(BaseSettings):
     home: Path = Path(".metric-stream")
     """The embedded backend's data folder (database, blobs)."""
 
+    public_url: str | None = None
+    """The API's public base URL (`https://reports.example.com`): report links in messages
+    point to its `/api/documents/{traceId}`. Without it the embedded backend links the
+    report file itself (a `file://` URL); the AWS backend always hands out pre-signed
+    S3 URLs."""
+
     aws_region: str = "us-east-1"
     """AWS region of the table, bucket and queues."""
 
@@ -85,6 +91,13 @@ class Settings(BaseSettings):
 
     anthropic_base_url: str = "https://api.anthropic.com/v1"
     """Anthropic API base URL (`{base}/messages`)."""
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url_is_http(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL, e.g. https://reports.example.com")
+        return value.rstrip("/") if value else value
 
     @field_validator("aws_endpoint_url")
     @classmethod

@@ -138,7 +138,7 @@ def test_metrics(client: Client, services: Services, clock: ManualClock) -> None
     assert handlers["GET /api/kpis"]["calls"] == 4 and handlers["GET /api/kpis"]["count"] == 4
     assert handlers["GET /api/kpis"]["p95"] >= handlers["GET /api/kpis"]["median"] > 0
     assert "GET /api/metrics" not in handlers  # recorded once it has answered
-    assert metrics["llm"]["latencyMs"] is None and "not built" in metrics["llm"]["reason"]
+    assert metrics["llm"]["latencyMs"] is None and "no provider key" in metrics["llm"]["reason"]
 
     storage = metrics["storage"]
     assert storage["backend"] == "embedded"

@@ -95,6 +95,21 @@ class AnalysisChain(AdminModel):
     steps: list[AnalysisStep] = Field(default_factory=_default_steps, min_length=1, max_length=10)
 
 
+class LlmConfig(AdminModel):
+    """How the analysis chains call the LLM providers (keys come from the environment)."""
+
+    timeout_s: float = Field(default=60, gt=0, le=600)
+    max_tokens: int = Field(default=1024, ge=16, le=32_000)
+    temperature: float = Field(default=0.2, ge=0, le=2)
+    concurrency: int = Field(default=8, ge=1, le=64)
+    """Deep dives run at most this many at a time."""
+    job_token_budget: int | None = Field(default=2_000_000, ge=1_000)
+    """Input + output tokens one job may spend; None for no limit."""
+    max_answer_chars: int = Field(default=4_000, ge=200, le=100_000)
+    consolidated: bool = True
+    """Run the consolidated chain across all KPIs."""
+
+
 class SystemConfig(AdminModel):
     retry: RetryConfig = Field(default_factory=RetryConfig)
     fallback: FallbackConfig = Field(default_factory=FallbackConfig)
@@ -103,6 +118,7 @@ class SystemConfig(AdminModel):
         default_factory=lambda: {"default": AnalysisChain()}
     )
     default_chain: Id = "default"
+    llm: LlmConfig = Field(default_factory=LlmConfig)
     retention_days: int = Field(default=365, ge=1, le=36_500)
     updated_at: Timestamp | None = None
 

@@ -37,7 +37,11 @@ class ConsolidatedPackage(AdminModel):
     missing_kpi_ids: list[KpiId] = Field(default_factory=list)
     analytics: dict[str, Any] = Field(default_factory=dict)
     analysis: dict[str, Any] | None = None
+    """The LLM side: the consolidated reading and how the job's chains went."""
+    messages: dict[str, Any] | None = None
+    """One brief message per channel type, built once by the packaging stage."""
     created_at: Timestamp
+    updated_at: Timestamp | None = None
 
 
 class DocumentRecord(AdminModel):

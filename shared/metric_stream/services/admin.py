@@ -44,6 +44,7 @@ from metric_stream.models.timeseries import DataPoint
 from metric_stream.ports import AllOf, Exists, FieldIn
 from metric_stream.services.outbound import check_outbound_url
 from metric_stream.settings import Settings
+from metric_stream.storage import keys
 
 if TYPE_CHECKING:
     import httpx
@@ -684,6 +685,36 @@ def job_figures(jobs: Sequence[Job]) -> dict[str, Any]:
             "stagesS": {name: summary(values) for name, values in sorted(stages.items())}}
 
 
+def llm_figures(services: Services, jobs: Sequence[Job]) -> dict[str, Any]:
+    """The LLM side of the recent jobs, from each job's consolidated package: calls,
+    tokens, failed chains and per-call latency (medians of the jobs' medians, the worst
+    p95 and max)."""
+    keys_ = [keys.consolidated(j.trace_id) for j in jobs]
+    found = services.records.get_many(keys_) if keys_ else {}
+    runs = []
+    for key in keys_:
+        item = found.get(key)
+        llm = ((item or {}).get("analysis") or {}).get("llm") or {}
+        if llm.get("status") not in (None, "off"):
+            runs.append(llm)
+    if not runs:
+        return {"jobs": 0, "latencyMs": None,
+                "reason": "no recent job ran an LLM chain (no provider key is configured, "
+                          "or no job has reached the analysis stage)"}
+    latencies = [r["latencyMs"] for r in runs if r.get("latencyMs")]
+    p50s = [lat["p50"] for lat in latencies]
+    return {
+        "jobs": len(runs),
+        "calls": sum(int(r.get("calls") or 0) for r in runs),
+        "inputTokens": sum(int(r.get("inputTokens") or 0) for r in runs),
+        "outputTokens": sum(int(r.get("outputTokens") or 0) for r in runs),
+        "chainsFailed": sum(int(r.get("chainsFailed") or 0) for r in runs),
+        "latencyMs": {"median": round(statistics.median(p50s), 1),
+                      "p95": max(lat["p95"] for lat in latencies),
+                      "max": max(lat["max"] for lat in latencies)} if latencies else None,
+    }
+
+
 def kpi_failure_rates(jobs: Sequence[Job]) -> dict[str, Any]:
     """Per KPI, over the jobs that settled it: how often it failed or timed out."""
     counts: dict[str, dict[str, int]] = {}
@@ -749,9 +780,7 @@ def metrics(services: Services, handler_times: Mapping[str, tuple[int, list[floa
         "handlers": {"scope": "this server process since it started; the last 1000 calls "
                               "of each route, in milliseconds",
                      "routes": handlers},
-        "llm": {"latencyMs": None,
-                "reason": "no LLM analysis has run: the LLM stage is not built yet; this "
-                          "field fills in once it is"},
+        "llm": llm_figures(services, jobs),
         "storage": storage_usage(services.settings),
     }
 

@@ -1,0 +1,90 @@
+"""Analysis and packaging on every backend: charts stored before the report, the PDF in
+the blob store with its document record and link, the channel messages in the
+consolidated package, LLM analysis off without keys."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from datetime import timedelta
+
+import httpx
+from pypdf import PdfReader
+
+from metric_stream.bootstrap import Services
+from metric_stream.clock import ManualClock
+from metric_stream.collectors.demo import demo_registry, seed_history
+from metric_stream.models import JobStatus, KpiDefinition, N8nSource
+from metric_stream.services import cycle
+from metric_stream.services.stages import default_workers
+
+
+def run_job(services: Services, clock: ManualClock, *, with_failure: bool = True) -> str:
+    entries = demo_registry(3)
+    for entry in entries:
+        services.registry.kpis.create(entry)
+    if with_failure:
+        services.registry.kpis.create(KpiDefinition(
+            id="n8n-down", name="Hash rate <b>&", kpi_type="price",
+            source=N8nSource(webhook_url="http://169.254.169.254/hook")))
+    seed_history(services, entries, 90, (clock.now() - timedelta(days=1)).date())
+    with httpx.Client() as http:
+        job, _ = cycle.start_job(services, cycle.Triggers(http))
+    workers = default_workers()
+    for queue in ("analysis", "packaging", "delivery"):
+        cycle.consume(services, queue, workers, wait_seconds=1)
+    return job.trace_id
+
+
+def test_the_report_and_messages_are_stored(services: Services, clock: ManualClock) -> None:
+    trace_id = run_job(services, clock)
+    job = services.jobs.require(trace_id)
+    assert job.status is JobStatus.PARTIAL
+
+    packages = services.packages.list(trace_id)
+    assert packages
+    for package in packages:
+        assert package.chart_key is not None
+        chart = services.charts.get(package.chart_key)
+        assert chart is not None and chart.trace_id == trace_id and not chart.fallback
+        assert chart.format == "svg"  # no image step without an LLM: the vector chart
+        assert services.blobs.get(chart.blob_key).startswith(b"<svg")
+        assert package.analysis == {"status": "off",
+                                    "reason": "no LLM provider key is configured"}
+
+    document = services.packages.document(trace_id)
+    assert document is not None and document.pages and document.pages >= 3
+    data = services.blobs.get(document.blob_key)
+    assert data.startswith(b"%PDF") and len(data) == document.size_bytes
+    assert document.url
+    reader = PdfReader(io.BytesIO(data))
+    assert len(reader.pages) == document.pages
+    text = re.sub(r"\s+", " ", " ".join(p.extract_text() or "" for p in reader.pages))
+    assert "Daily Index Report" in text and trace_id in text
+    assert "Hash rate <b>&" in text and "n8n-down" in text  # the missing KPI, named
+    for package in packages:
+        assert package.kpi_id in text
+    assert "off: no LLM provider key is configured" in text
+
+    consolidated = services.packages.consolidated(trace_id)
+    assert consolidated is not None and consolidated.messages is not None
+    messages = consolidated.messages
+    assert set(messages) == {"email", "telegram", "discord", "slack", "sms", "webhook"}
+    json.dumps(messages, allow_nan=False)
+    assert len(messages["sms"]) <= 160
+    assert messages["webhook"]["traceId"] == trace_id
+    assert "n8n-down" in json.dumps(messages["webhook"])
+    assert consolidated.analysis is not None
+    assert consolidated.analysis["llm"]["status"] == "off"
+
+
+def test_the_report_link_fits_the_backend(services: Services, clock: ManualClock) -> None:
+    trace_id = run_job(services, clock, with_failure=False)
+    document = services.packages.document(trace_id)
+    assert document is not None and document.url
+    if services.settings.backend == "aws":
+        assert "X-Amz-Signature=" in document.url and "X-Amz-Expires=604800" in document.url
+    else:
+        assert document.url.startswith("file://") and document.url.endswith(f"{trace_id}.pdf")
+    assert services.jobs.require(trace_id).status is JobStatus.COMPLETE
