@@ -34,6 +34,7 @@ MOVING_AVERAGES = (7, 30)
 FIGSIZE = (8.0, 3.2)
 FALLBACK_FIGSIZE = (5.0, 1.4)
 DPI = 110
+MARGINS = {"left": 0.105, "right": 0.985, "top": 0.86, "bottom": 0.1}
 HASH_SALT = "metric-stream"
 MAX_REASON_CHARS = 140
 OHLC_KEYS = ("open", "high", "low", "close")
@@ -434,7 +435,10 @@ def render_chart(spec: ChartSpec, *, fmt: ChartFormat = "png") -> bytes:
     from matplotlib.ticker import MaxNLocator
 
     with rc_context(STYLE):  # type: ignore[arg-type]
-        figure = Figure(figsize=FIGSIZE, dpi=DPI, layout="constrained")
+        # Fixed margins, not a layout engine: constrained layout draws every chart twice
+        # (once to measure); these margins fit value labels of up to ~12 characters.
+        figure = Figure(figsize=FIGSIZE, dpi=DPI)
+        figure.subplots_adjust(**MARGINS)
         axes = figure.add_subplot()
         if spec.kind == "candlestick":
             _draw_candles(axes, spec)
