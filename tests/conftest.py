@@ -22,12 +22,15 @@ _AWS_TEST_ENV = {
 }
 
 
+LLM_KEY_VARIABLES = ("OPENROUTER_API_KEY", "GEMINI_API_KEY", "ANTHROPIC_API_KEY")
+
+
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No METRIC_STREAM_* or AWS_* variable leaks into a test; AWS credentials are fakes,
     so nothing can reach a real account; the working folder is the test's own."""
     for name in list(os.environ):
-        if name.startswith(("METRIC_STREAM_", "AWS_")):
+        if name.startswith(("METRIC_STREAM_", "AWS_")) or name in LLM_KEY_VARIABLES:
             monkeypatch.delenv(name)
     for name, value in _AWS_TEST_ENV.items():
         monkeypatch.setenv(name, value)

@@ -9,13 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="METRIC_STREAM_", extra="ignore", validate_default=True
+        env_prefix="METRIC_STREAM_", extra="ignore", validate_default=True,
+        populate_by_name=True,
     )
 
     backend: Literal["embedded", "aws"] = "embedded"
@@ -74,19 +75,22 @@ class Settings(BaseSettings):
     admin_key: SecretStr | None = None
     """Bearer key of the admin routes."""
 
-    openrouter_api_key: SecretStr | None = None
+    openrouter_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("METRIC_STREAM_OPENROUTER_API_KEY", "OPENROUTER_API_KEY"))
     """OpenRouter API key (sent as `Authorization: Bearer`) for analysis chain steps."""
 
     openrouter_base_url: str = "https://openrouter.ai/api/v1"
     """OpenRouter API base URL (`{base}/chat/completions`)."""
 
-    gemini_api_key: SecretStr | None = None
+    gemini_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("METRIC_STREAM_GEMINI_API_KEY", "GEMINI_API_KEY"))
     """Google Gemini API key (sent as `x-goog-api-key`) for analysis chain steps."""
 
     gemini_base_url: str = "https://generativelanguage.googleapis.com/v1beta"
     """Gemini API base URL (`{base}/models/{model}:generateContent`)."""
 
-    anthropic_api_key: SecretStr | None = None
+    anthropic_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("METRIC_STREAM_ANTHROPIC_API_KEY", "ANTHROPIC_API_KEY"))
     """Anthropic API key (sent as `x-api-key`) for analysis chain steps."""
 
     anthropic_base_url: str = "https://api.anthropic.com/v1"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-HEAVY = ("textual", "chalice", "boto3", "botocore", "matplotlib", "reportlab", "moto")
+HEAVY = ("textual", "chalice", "boto3", "botocore", "matplotlib", "reportlab", "moto", "numpy")
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -24,7 +24,9 @@ def loaded_after(code: str) -> set[str]:
 @pytest.mark.parametrize("module", [
     "metric_stream.models", "metric_stream.ports", "metric_stream.storage",
     "metric_stream.settings", "metric_stream.errors", "metric_stream.bootstrap",
-    "metric_stream.cli.main",
+    "metric_stream.cli.main", "metric_stream.api.app", "metric_stream.services.stages",
+    "metric_stream.services.analysis", "metric_stream.services.packaging",
+    "metric_stream.report.messages", "metric_stream.charts.scene",
 ])
 def test_core_modules_load_nothing_heavy(module: str) -> None:
     assert loaded_after(f"import {module}").isdisjoint(HEAVY)
