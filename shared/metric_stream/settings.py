@@ -76,21 +76,27 @@ class Settings(BaseSettings):
     """Bearer key of the admin routes."""
 
     openrouter_api_key: SecretStr | None = Field(
-        default=None, validation_alias=AliasChoices("METRIC_STREAM_OPENROUTER_API_KEY", "OPENROUTER_API_KEY"))
+        default=None,
+        validation_alias=AliasChoices("METRIC_STREAM_OPENROUTER_API_KEY", "OPENROUTER_API_KEY"),
+    )
     """OpenRouter API key (sent as `Authorization: Bearer`) for analysis chain steps."""
 
     openrouter_base_url: str = "https://openrouter.ai/api/v1"
     """OpenRouter API base URL (`{base}/chat/completions`)."""
 
     gemini_api_key: SecretStr | None = Field(
-        default=None, validation_alias=AliasChoices("METRIC_STREAM_GEMINI_API_KEY", "GEMINI_API_KEY"))
+        default=None,
+        validation_alias=AliasChoices("METRIC_STREAM_GEMINI_API_KEY", "GEMINI_API_KEY"),
+    )
     """Google Gemini API key (sent as `x-goog-api-key`) for analysis chain steps."""
 
     gemini_base_url: str = "https://generativelanguage.googleapis.com/v1beta"
     """Gemini API base URL (`{base}/models/{model}:generateContent`)."""
 
     anthropic_api_key: SecretStr | None = Field(
-        default=None, validation_alias=AliasChoices("METRIC_STREAM_ANTHROPIC_API_KEY", "ANTHROPIC_API_KEY"))
+        default=None,
+        validation_alias=AliasChoices("METRIC_STREAM_ANTHROPIC_API_KEY", "ANTHROPIC_API_KEY"),
+    )
     """Anthropic API key (sent as `x-api-key`) for analysis chain steps."""
 
     anthropic_base_url: str = "https://api.anthropic.com/v1"

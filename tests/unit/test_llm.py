@@ -451,24 +451,44 @@ def test_token_budget_counts_against_its_limit() -> None:
         TokenBudget(-1)
 
 
-def test_a_spent_budget_fails_the_chain_before_its_next_step(sleeps: list[float]) -> None:
+def test_a_step_that_could_go_over_the_budget_is_not_sent(sleeps: list[float]) -> None:
     clients, calls = provider_router()
-    # gemini spends 300 + 20, openrouter 120 + 30: the technical step finds the budget spent
-    budget = TokenBudget(400)
-    result = run_chain(CHAIN, clients, CONTEXT, policy=POLICY, sleep=sleeps.append,
-                       budget=budget)
-    assert result.status == "failed"
-    assert result.reason == "the job's LLM token budget (400 tokens) is spent"
-    assert (result.failed_step, result.failed_kind) == (2, "technical")
-    assert result.steps == ()
-    assert [host for host, _ in calls] == ["gemini.test", "openrouter.test"]
-    assert (result.input_tokens, result.output_tokens) == (420, 50)
-    assert budget.used == 470
+    free = run_chain(CHAIN, clients, CONTEXT, policy=POLICY, sleep=sleeps.append,
+                     max_tokens=1000)
 
-    again = run_chain(CHAIN, clients, CONTEXT, policy=POLICY, sleep=sleeps.append,
-                      budget=budget)
-    assert (again.status, again.failed_step, again.failed_kind) == ("failed", 0, "image")
-    assert len(calls) == 2
+    def hold(index: int, previous: dict[str, str]) -> int:
+        user = render_prompt(CHAIN.steps[index], CONTEXT, previous)
+        return (len(SYSTEM_PROMPT) + len(user)) // 4 + 1000
+
+    # gemini's image step spends 300 + 20; the numerical step's hold then does not fit
+    calls.clear()
+    budget = TokenBudget(320 + hold(1, {"image": free.texts["image"]}) - 1)
+    result = run_chain(CHAIN, clients, CONTEXT, policy=POLICY, sleep=sleeps.append,
+                       budget=budget, max_tokens=1000)
+    assert result.status == "failed"
+    assert result.reason == (f"the job's LLM token budget ({budget.limit} tokens) is spent: "
+                             "this step could go over it")
+    assert (result.failed_step, result.failed_kind) == (1, "numerical")
+    assert [host for host, _ in calls] == ["gemini.test"]
+    assert (result.input_tokens, result.output_tokens, result.calls) == (300, 20, 1)
+    assert budget.used == 320 and budget.remaining == budget.limit - 320  # type: ignore[operator]
+
+
+def test_chains_in_threads_never_overshoot_the_budget() -> None:
+    budget = TokenBudget(1000)
+    granted = []
+
+    def step() -> None:
+        if budget.reserve(300):
+            granted.append(1)
+            budget.settle(300, 290)
+
+    threads = [threading.Thread(target=step) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert budget.used <= 1000 and budget.used == 290 * len(granted)
 
 
 def test_chain_sums_the_tokens_the_providers_report(sleeps: list[float]) -> None:

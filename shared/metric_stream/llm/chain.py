@@ -72,6 +72,8 @@ class ChainResult:
     output_tokens: int = 0
     """Tokens of the steps answered, failed chains included, as spent from the budget:
     the provider's count, or `len(text) // 4` when it gave none."""
+    calls: int = 0
+    """Steps sent to a provider (a failed step counts; its retries do not)."""
 
     @property
     def ok(self) -> bool:
@@ -150,18 +152,16 @@ def run_chain(
     started = time.perf_counter()
     previous: dict[str, str] = {}
     results: list[StepResult] = []
-    tokens_in = tokens_out = 0
+    tokens_in = tokens_out = calls = 0
 
     def failed(i: int, step: AnalysisStep, reason: str) -> ChainResult:
         return ChainResult(
             status="failed", reason=reason, failed_step=i, failed_kind=step.kind,
             latency_ms=round((time.perf_counter() - started) * 1000, 3),
-            input_tokens=tokens_in, output_tokens=tokens_out,
+            input_tokens=tokens_in, output_tokens=tokens_out, calls=calls,
         )
 
     for i, step in planned:
-        if budget is not None and budget.exhausted:
-            return failed(i, step, f"the job's LLM token budget ({budget.limit} tokens) is spent")
         request = LLMRequest(
             model=step.model,
             system=SYSTEM_PROMPT,
@@ -171,16 +171,23 @@ def run_chain(
             temperature=temperature,
             max_answer_chars=max_answer_chars,
         )
+        hold = (len(request.system) + len(request.user)) // 4 + max_tokens
+        if budget is not None and not budget.reserve(hold):
+            return failed(i, step, f"the job's LLM token budget ({budget.limit} tokens) is "
+                                   "spent: this step could go over it")
+        calls += 1
         try:
             answer = complete_with_retries(clients[step.provider], request,
                                            policy=policy, sleep=sleep)
         except LLMError as exc:
+            if budget is not None:
+                budget.settle(hold, 0)
             return failed(i, step, str(exc))
         step_in, step_out = _tokens_spent(request, answer)
         tokens_in += step_in
         tokens_out += step_out
         if budget is not None:
-            budget.spend(step_in + step_out)
+            budget.settle(hold, step_in + step_out)
         previous[_key(step.kind, previous)] = answer.text
         results.append(StepResult(
             kind=step.kind, provider=answer.provider, model=answer.model, text=answer.text,
@@ -189,4 +196,4 @@ def run_chain(
         ))
     return ChainResult(status="ok", steps=tuple(results),
                        latency_ms=round((time.perf_counter() - started) * 1000, 3),
-                       input_tokens=tokens_in, output_tokens=tokens_out)
+                       input_tokens=tokens_in, output_tokens=tokens_out, calls=calls)

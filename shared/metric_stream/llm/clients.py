@@ -383,15 +383,18 @@ def complete_with_retries(
             sleep(exc.retry_after if exc.retry_after is not None else policy.delay(retry))
 
 
-def clients_from_settings(settings: Settings, http: httpx.Client) -> dict[Provider, LLMClient]:
-    """A client for each provider whose API key is set."""
+def clients_from_settings(settings: Settings, http: httpx.Client, *, timeout_s: float = 60.0
+                          ) -> dict[Provider, LLMClient]:
+    """A client for each provider whose API key is set; each call times out after
+    `timeout_s` seconds."""
     clients: dict[Provider, LLMClient] = {}
     if settings.openrouter_api_key and settings.openrouter_api_key.get_secret_value():
         clients["openrouter"] = OpenRouterClient(
-            http, settings.openrouter_api_key, settings.openrouter_base_url)
+            http, settings.openrouter_api_key, settings.openrouter_base_url, timeout_s=timeout_s)
     if settings.gemini_api_key and settings.gemini_api_key.get_secret_value():
-        clients["gemini"] = GeminiClient(http, settings.gemini_api_key, settings.gemini_base_url)
+        clients["gemini"] = GeminiClient(http, settings.gemini_api_key, settings.gemini_base_url,
+                                         timeout_s=timeout_s)
     if settings.anthropic_api_key and settings.anthropic_api_key.get_secret_value():
         clients["anthropic"] = AnthropicClient(
-            http, settings.anthropic_api_key, settings.anthropic_base_url)
+            http, settings.anthropic_api_key, settings.anthropic_base_url, timeout_s=timeout_s)
     return clients

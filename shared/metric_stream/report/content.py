@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from metric_stream.charts.render import ChartSpec
 
-LlmStatus = Literal["ok", "off", "failed", "partial"]
+LlmStatus = Literal["ok", "off", "failed", "partial", "skipped"]
 
 
 @dataclass(frozen=True)

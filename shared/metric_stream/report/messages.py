@@ -36,6 +36,7 @@ LLM_NOTES = {
     "off": "LLM analysis was off",
     "failed": "LLM analysis failed: the report carries the deterministic analytics only",
     "partial": "LLM analysis is incomplete",
+    "skipped": "LLM analysis was skipped: no chain could run with the configured keys",
 }
 LINK_TEXT = "Open the report"
 LINK_TOO_LONG = "Open the report in Metric Stream (its link is too long for this channel)"

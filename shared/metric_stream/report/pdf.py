@@ -322,7 +322,8 @@ def _llm_status_text(report: ReportData) -> str:
         "partial": "partly available: some readings failed and are left out",
         "failed": "failed: the report carries the computed analytics only",
         "off": "off: no LLM provider key is configured",
-    }[report.llm_status]
+        "skipped": "skipped: no analysis chain could run with the configured provider keys",
+    }.get(report.llm_status, report.llm_status)
 
 
 def partial_disclaimer(report: ReportData) -> list[Flowable]:

@@ -695,7 +695,7 @@ def llm_figures(services: Services, jobs: Sequence[Job]) -> dict[str, Any]:
     for key in keys_:
         item = found.get(key)
         llm = ((item or {}).get("analysis") or {}).get("llm") or {}
-        if llm.get("status") not in (None, "off"):
+        if llm.get("status") not in (None, "off", "skipped"):
             runs.append(llm)
     if not runs:
         return {"jobs": 0, "latencyMs": None,

@@ -172,7 +172,7 @@ def _llm_clients(services: Services) -> tuple[dict[Provider, LLMClient], Any]:
 
     timeout = services.config.get().llm.timeout_s
     http = httpx.Client(timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)))
-    return clients_from_settings(settings, http), http
+    return clients_from_settings(settings, http, timeout_s=timeout), http
 
 
 def _chain_for(config: SystemConfig, entry: KpiDefinition | None,
@@ -204,9 +204,9 @@ def reading_wire(result: ChainResult) -> dict[str, Any]:
         "status": result.status, "texts": result.texts,
         "models": list(dict.fromkeys(f"{s.provider}/{s.model}" for s in result.steps)),
         "latencyMs": result.latency_ms,
-        "inputTokens": sum(s.input_tokens or 0 for s in result.steps),
-        "outputTokens": sum(s.output_tokens or 0 for s in result.steps),
-        "calls": len(result.steps),
+        "inputTokens": result.input_tokens,
+        "outputTokens": result.output_tokens,
+        "calls": result.calls,
         "stepLatencyMs": [s.latency_ms for s in result.steps],
     }
     if result.reason:
@@ -292,11 +292,13 @@ def llm_summary(readings: Mapping[str, Mapping[str, Any]], overview: Mapping[str
     ok = sum(1 for r in ran if r.get("status") == "ok")
     failed = [(k, r) for k, r in [*readings.items(), ("consolidated", overview)]
               if r.get("status") == "failed"]
-    status = "ok" if not failed else "failed" if ok == 0 else "partial"
+    status = ("ok" if ok else "skipped") if not failed else ("partial" if ok else "failed")
+    skipped = next((r.get("reason") for r in ran if r.get("status") == "skipped"), None)
     latencies = [ms for r in ran for ms in r.get("stepLatencyMs") or []]
     return {
         "status": status,
         "providers": sorted(clients),
+        **({"reason": skipped} if status == "skipped" and skipped else {}),
         "chainsOk": ok,
         "chainsFailed": len(failed),
         "failures": [{"kpiId": k, "step": r.get("failedStep"), "reason": r.get("reason")}

@@ -123,7 +123,7 @@ def section_of(services: Services, job: Job, package: KpiPackage, entry: KpiDefi
         timestamp=package.timestamp, analytics=package.analytics or {},
         unit=entry.unit if entry else "", description=entry.description if entry else "",
         source=source_text(entry) if entry else "", chart=chart,
-        chart_note=None if chart else chart_text,
+        chart_note=chart_text,  # shown when there is no chart, or it cannot be drawn
         llm=LlmReading.from_wire(package.analysis),
     )
 
