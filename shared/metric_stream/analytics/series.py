@@ -185,12 +185,16 @@ def _utc_date(moment: datetime) -> date:
     return moment.astimezone(UTC).date() if moment.tzinfo else moment.date()
 
 
-def _daily(points: Sequence[DataPoint], now: datetime | None) -> list[DataPoint]:
+def _daily(points: Sequence[DataPoint], now: datetime | None
+           ) -> tuple[list[DataPoint], list[date]]:
+    """The last point of each UTC day (up to `now`), oldest first, and their dates."""
+    ordered = points if all(a.timestamp <= b.timestamp for a, b in pairwise(points)) else (
+        sorted(points, key=lambda p: p.timestamp))  # the store answers in order already
     by_day: dict[date, DataPoint] = {}
-    for point in sorted(points, key=lambda p: p.timestamp):
+    for point in ordered:
         if now is None or point.timestamp <= now:
             by_day[_utc_date(point.timestamp)] = point
-    return list(by_day.values())
+    return list(by_day.values()), list(by_day)
 
 
 def _window(points: list[DataPoint], days: int) -> list[DataPoint]:
@@ -280,9 +284,18 @@ def _crossings(points: list[DataPoint], dates: Sequence[date]) -> tuple[Crossing
     scan_from = since - timedelta(days=CROSSING_DAYS)
     found: list[Crossing] = []
     last_sign = 0
+    values = [p.value for p in points]
+
+    def sma(index: int, days: int) -> float | None:  # `_sma_at`, without its lookups
+        start = dates[index] - timedelta(days=days - 1)
+        if first > start:
+            return None
+        begin = bisect_left(dates, start, 0, index + 1)
+        return math.fsum(values[begin: index + 1]) / (index + 1 - begin)
+
     for index in range(bisect_left(dates, scan_from), len(points)):
-        short = _sma_at(points, index, SMA_SHORT, first, dates)
-        long = _sma_at(points, index, SMA_LONG, first, dates)
+        short = sma(index, SMA_SHORT)
+        long = sma(index, SMA_LONG)
         if short is None or long is None or short == long:
             continue
         sign = 1 if short > long else -1
@@ -320,7 +333,7 @@ def analyse_series(
     now: datetime | None = None,
 ) -> SeriesAnalytics:
     """Analyse one KPI's daily series; an empty series gives `has_data=False`."""
-    daily = _daily(points, now)
+    daily, dates = _daily(points, now)
     if not daily:
         return SeriesAnalytics(has_data=False, kpi_id=points[0].kpi_id if points else None)
     latest = daily[-1]
@@ -330,7 +343,6 @@ def analyse_series(
     z_mean = statistics.fmean(z_values)
     z_std = stdev(z_values) if len(z_values) >= 2 else None
     zscore = (latest.value - z_mean) / z_std if z_std else None
-    dates = [_utc_date(p.timestamp) for p in daily]
     first_day = dates[0]
     gaps = _gaps(dates)
     return SeriesAnalytics(
