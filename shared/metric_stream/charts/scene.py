@@ -97,19 +97,21 @@ class Scene:
 
 # ---------------------------------------------------------------- scales and ticks
 def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
-    """Round tick values covering low..high: steps of 1, 2, 2.5 or 5 x 10^k."""
+    """Round tick values within low..high: steps of 1, 2, 2.5 or 5 x 10^k, the one whose
+    number of ticks is closest to `count` (fewer rather than more on a tie)."""
     if not (math.isfinite(low) and math.isfinite(high)) or high <= low:
         return [low]
-    raw = (high - low) / max(count - 1, 1)
-    magnitude = 10 ** math.floor(math.log10(raw))
-    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
-    first = math.ceil(low / step - 1e-9) * step
-    ticks: list[float] = []
-    value = first
-    while value <= high + step * 1e-9 and len(ticks) < 50:
-        ticks.append(0.0 if abs(value) < step * 1e-9 else value)
-        value = first + step * len(ticks)
-    return ticks
+    magnitude = 10 ** math.floor(math.log10((high - low) / max(count - 1, 1)))
+    steps = [m * magnitude for m in (0.5, 1, 2, 2.5, 5, 10, 20)]
+
+    def ticks_of(step: float) -> list[float]:
+        first = math.ceil(low / step - 1e-9)
+        last = math.floor(high / step + 1e-9)
+        return [float(f"{n * step:.12g}") for n in range(first, last + 1)][:50]
+
+    candidates = [ticks_of(step) for step in steps]
+    return min((t for t in candidates if len(t) >= 2), key=lambda t: (abs(len(t) - count), len(t)),
+               default=candidates[-1])
 
 
 def value_range(values: Iterable[float]) -> tuple[float, float]:

@@ -50,6 +50,7 @@ class RunSummary:
     deliveries: list[dict[str, Any]] = field(default_factory=list)
     timed_out_waiting: bool = False
     analysis: dict[str, Any] | None = None
+    llm: dict[str, Any] | None = None
 
     @property
     def exit_code(self) -> int:
@@ -71,6 +72,7 @@ class RunSummary:
                               "finishedAt": t.finished_at.isoformat() if t.finished_at else None}
                        for name, t in job.stages.items()},
             "analysis": self.analysis,
+            "llm": self.llm,
             "report": self.report,
             "deliveries": self.deliveries,
             "stillRunning": self.timed_out_waiting,
@@ -112,11 +114,13 @@ def run_cycle(services: Services, triggers: cycle.Triggers, *,
         job=final, triggers=outcomes, seconds=time.monotonic() - started, demo=demo,
         report=None if document is None else {
             "blobKey": document.blob_key, "url": document.url,
-            "contentType": document.content_type, "bytes": document.size_bytes},
+            "contentType": document.content_type, "bytes": document.size_bytes,
+            "pages": document.pages},
         deliveries=[d.model_dump(mode="json", by_alias=True, exclude_none=True)
                     for d in services.deliveries.list(job.trace_id)],
         timed_out_waiting=not final.status.terminal,
         analysis=None if consolidated is None else consolidated.analytics,
+        llm=None if consolidated is None else (consolidated.analysis or {}).get("llm"),
     )
 
 

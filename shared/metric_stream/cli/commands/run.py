@@ -127,11 +127,20 @@ def print_summary(body: dict[str, Any], partial: bool) -> None:
         for alert in analysis["alerts"][:5]:
             print(f"    ! {alert['kpiId']}: {alert['kind']} threshold {alert['threshold']:g} "
                   f"crossed ({alert['value']:g})")
+    llm = body.get("llm")
+    if llm:
+        print(f"  LLM analysis: {llm['status']}" + (
+            f" ({llm.get('chainsOk', 0)} readings, {llm.get('chainsFailed', 0)} failed, "
+            f"{llm.get('inputTokens', 0) + llm.get('outputTokens', 0):,} tokens)"
+            if llm["status"] not in ("off", "skipped") else
+            f" ({llm.get('reason', '')})" if llm.get("reason") else ""))
     report = body["report"]
     if report:
-        print(f"  report: {report.get('url') or report['blobKey']} ({report['bytes']:,} bytes)")
+        pages = f"{report['pages']} pages, " if report.get("pages") else ""
+        print(f"  report: {report.get('url') or report['blobKey']} ({pages}{report['bytes']:,} "
+              "bytes)")
     else:
-        print("  report: none yet (the packaging stage does not build one in this version)")
+        print("  report: none (the job did not reach the end of the packaging stage)")
     sent = sum(1 for d in body["deliveries"] if d.get("status") == "sent")
     failed = sum(1 for d in body["deliveries"] if d.get("status") == "failed")
     print(f"  deliveries: {sent} sent, {failed} failed")
