@@ -16,7 +16,7 @@ from metric_stream.bootstrap import Services
 from metric_stream.clock import ManualClock
 from metric_stream.collectors.demo import demo_registry, seed_history
 from metric_stream.models import JobStatus, KpiDefinition, N8nSource
-from metric_stream.services import cycle
+from metric_stream.services import admin, cycle
 from metric_stream.services.stages import default_workers
 
 
@@ -77,6 +77,11 @@ def test_the_report_and_messages_are_stored(services: Services, clock: ManualClo
     assert "n8n-down" in json.dumps(messages["webhook"])
     assert consolidated.analysis is not None
     assert consolidated.analysis["llm"]["status"] == "off"
+
+    detail = admin.job_detail(services, trace_id)  # what GET /api/jobs/{traceId} answers
+    assert detail["llm"] == {"status": "off", "reason": "no LLM provider key is configured"}
+    assert detail["messages"] == sorted(messages)
+    assert detail["document"]["pages"] == document.pages
 
 
 def test_the_report_link_fits_the_backend(services: Services, clock: ManualClock) -> None:

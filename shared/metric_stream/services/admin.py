@@ -381,7 +381,8 @@ def job_summary(job: Job) -> dict[str, Any]:
 
 def job_detail(services: Services, trace_id: str) -> dict[str, Any]:
     """A job with every KPI's state (errors whole), stage timings, deliveries (URLs
-    masked) and its document."""
+    masked), its document, how its LLM chains went (failures with their reasons) and
+    which channel messages it carries."""
     job = services.jobs.require(trace_id)
     body = job_summary(job)
     body["kpis"] = {k: job.state_of(k).model_dump(mode="json", by_alias=True, exclude_none=True)
@@ -406,6 +407,10 @@ def job_detail(services: Services, trace_id: str) -> dict[str, Any]:
     body["document"] = None if document is None else {
         **document.model_dump(mode="json", by_alias=True, exclude_none=True),
         "downloadPath": f"/api/documents/{trace_id}"}
+    consolidated = services.packages.consolidated(trace_id)
+    body["llm"] = None if consolidated is None else (consolidated.analysis or {}).get("llm")
+    body["messages"] = None if consolidated is None or consolidated.messages is None else sorted(
+        consolidated.messages)
     return body
 
 
