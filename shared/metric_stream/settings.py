@@ -102,6 +102,21 @@ class Settings(BaseSettings):
     anthropic_base_url: str = "https://api.anthropic.com/v1"
     """Anthropic API base URL (`{base}/messages`)."""
 
+    telegram_base_url: str = "https://api.telegram.org"
+    """Telegram Bot API base URL (`{base}/bot{token}/sendMessage`)."""
+
+    discord_base_url: str = "https://discord.com"
+    """Discord base URL for `discord://` endpoints (`{base}/api/webhooks/{id}/{token}`)."""
+
+    slack_base_url: str = "https://hooks.slack.com"
+    """Slack incoming-webhook base URL for `slack://` endpoints (`{base}/services/...`)."""
+
+    twilio_base_url: str = "https://api.twilio.com"
+    """Twilio REST API base URL (`{base}/2010-04-01/Accounts/{sid}/Messages.json`)."""
+
+    smtp_timeout_s: float = 20.0
+    """Timeout of one SMTP conversation (`mailto://` endpoints)."""
+
     @field_validator("public_url")
     @classmethod
     def _public_url_is_http(cls, value: str | None) -> str | None:

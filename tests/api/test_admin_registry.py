@@ -159,7 +159,7 @@ def test_a_kpi_already_collected_by_the_job_can_be_deleted(client: Client,
 
 def test_deleting_warns_of_schedules_and_endpoints_naming_it(client: Client) -> None:
     admin(client, "POST", "/api/schedules", {"id": "btc-only", "kpiIds": ["btc-price"]})
-    admin(client, "POST", "/api/endpoints", {"id": "tg", "name": "TG", "url": "tgram://t/c",
+    admin(client, "POST", "/api/endpoints", {"id": "tg", "name": "TG", "url": "tgram://123456789:AAH-test_token/12345",
                                              "kpis": ["btc-price"]})
     status, deleted = admin(client, "DELETE", "/api/kpis/btc-price")
     assert status == 200

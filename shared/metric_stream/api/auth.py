@@ -8,9 +8,6 @@ duplicate without being processed again.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
 import hmac
 import time
 from datetime import timedelta
@@ -21,6 +18,7 @@ from metric_stream.api.http import Request, Response, Route
 from metric_stream.errors import Unauthorized
 from metric_stream.ports import Absent, Key, Put, RecordStore
 from metric_stream.settings import Settings
+from metric_stream.signing import sign
 
 TOLERANCE_S = 5 * 60
 _SEEN_PARTITION = "webhook-id"
@@ -31,22 +29,6 @@ def _same(given: str, secret: SecretStr | None) -> bool:
     if secret is None:
         return False
     return hmac.compare_digest(given.encode(), secret.get_secret_value().encode())
-
-
-def _key_bytes(secret: str) -> bytes:
-    if secret.startswith("whsec_"):
-        try:
-            return base64.b64decode(secret.removeprefix("whsec_"), validate=True)
-        except binascii.Error:
-            pass
-    return secret.encode()
-
-
-def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
-    """The `webhook-signature` value for a message (Standard Webhooks, v1)."""
-    content = f"{message_id}.{timestamp}.".encode() + body
-    digest = hmac.new(_key_bytes(secret), content, hashlib.sha256).digest()
-    return "v1," + base64.b64encode(digest).decode()
 
 
 class Authenticator:

@@ -15,7 +15,7 @@ from metric_stream.api.http import Api, Request, Route
 from metric_stream.models.delivery import DeliveryEndpoint
 from metric_stream.services import admin
 
-READ_ONLY = ("scheme", "warnings")
+READ_ONLY = ("scheme", "warnings", "signed")
 
 
 def _parse(body: Any) -> DeliveryEndpoint:
@@ -37,7 +37,10 @@ def list_endpoints(api: Api, request: Request) -> dict[str, Any]:
 def create_endpoint(api: Api, request: Request) -> tuple[int, dict[str, Any]]:
     endpoint, warnings = admin.create_endpoint(api.services,
                                                _parse(request.json()))
-    return 201, _view(endpoint, warnings)
+    body = _view(endpoint, warnings)
+    if endpoint.signing_secret:  # shown this once: the receiver verifies signatures with it
+        body["signingSecret"] = endpoint.signing_secret
+    return 201, body
 
 
 def get_endpoint(api: Api, request: Request) -> dict[str, Any]:
@@ -58,11 +61,10 @@ def delete_endpoint(api: Api, request: Request) -> dict[str, Any]:
 
 
 def test_endpoint(api: Api, request: Request) -> dict[str, Any]:
-    import httpx
+    from metric_stream.services.delivery import send_test
 
     endpoint = api.services.registry.endpoints.require(request.path_params["id"])
-    with httpx.Client() as http:
-        return admin.probe_endpoint(api.services, endpoint, http)
+    return send_test(api.services, endpoint)
 
 
 _REFUSED = "the URL is an address metric-stream may not call"
@@ -86,8 +88,9 @@ ROUTES = [
           "Delete a delivery endpoint",
           responses={200: "deleted", 404: "no such endpoint"}, tag="endpoints"),
     Route("POST", "/api/endpoints/{id}/test", test_endpoint, "admin",
-          "Check an endpoint: its URL is allowed and (http(s)) answers a HEAD/GET within 5 s; "
-          "nothing is delivered",
-          responses={200: "the check's result (`allowed`, `reachable`, `status`, `message`)",
+          "Send a test message to an endpoint, through its channel, with the delivery "
+          "retries; the endpoint's health is not changed",
+          responses={200: "the outcome (`delivered`, `status`, `attempts`, `error`, "
+                          "`elapsedMs`)",
                      404: "no such endpoint"}, tag="endpoints"),
 ]

@@ -110,6 +110,23 @@ class LlmConfig(AdminModel):
     """Run the consolidated chain across all KPIs."""
 
 
+class DeliveryConfig(AdminModel):
+    """How reports go out (retries are `retry.delivery`)."""
+
+    concurrency: int = Field(default=256, ge=1, le=4096)
+    per_host: int = Field(default=128, ge=1, le=4096)
+    """Connections to one host at once."""
+    timeout_s: float = Field(default=10, gt=0, le=300)
+    auto_disable_after_s: int = Field(default=5 * 86_400, ge=60, le=365 * 86_400)
+    """An endpoint failing without a success for this long is disabled (Svix: 5 days)."""
+    jitter: float = Field(default=0.2, ge=0, le=1)
+    """Retry waits vary by up to this fraction, so retries do not arrive together."""
+    storage_alert_bytes: int | None = Field(default=None, ge=1)
+    """Alert the operator channels when storage passes this size."""
+    dead_letter_alert: int = Field(default=1, ge=1)
+    """Alert when a queue's dead letters grow by at least this many since the last alert."""
+
+
 class SystemConfig(AdminModel):
     retry: RetryConfig = Field(default_factory=RetryConfig)
     fallback: FallbackConfig = Field(default_factory=FallbackConfig)
@@ -119,6 +136,7 @@ class SystemConfig(AdminModel):
     )
     default_chain: Id = "default"
     llm: LlmConfig = Field(default_factory=LlmConfig)
+    delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
     retention_days: int = Field(default=365, ge=1, le=36_500)
     updated_at: Timestamp | None = None
 

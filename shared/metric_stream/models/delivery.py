@@ -12,10 +12,18 @@ from metric_stream.models.base import AdminModel, Id, KpiId, Timestamp, TraceId,
 
 
 class EndpointHealth(AdminModel):
+    """How the endpoint's deliveries went lately: it is disabled after failing without a
+    success for the configured period (`delivery.autoDisableAfterS`), or at once when
+    the service says the address is gone (HTTP 410, a deleted webhook, a blocked bot)."""
+
     consecutive_failures: int = Field(default=0, ge=0)
+    failing_since: Timestamp | None = None
     last_success_at: Timestamp | None = None
     last_failure_at: Timestamp | None = None
+    last_error: str | None = Field(default=None, max_length=500)
+    last_status: int | None = None
     disabled_reason: str | None = None
+    disabled_at: Timestamp | None = None
 
 
 class DeliveryEndpoint(AdminModel):
@@ -27,6 +35,15 @@ class DeliveryEndpoint(AdminModel):
     url: str = Field(min_length=3, max_length=4096)
     active: bool = True
     kpis: Literal["all", "alerts"] | Annotated[list[KpiId], AfterValidator(unique_ids)] = "all"
+    operator: bool = False
+    """An operator channel: it receives short operational alerts (a partial or failed
+    job, a failed LLM chain, an endpoint disabled, dead letters, storage), not reports."""
+    attach_pdf: bool = False
+    """Attach the report's PDF where the channel can (email, Telegram, Discord); the
+    link is always in the message."""
+    signing_secret: str | None = Field(default=None, pattern=r"^whsec_[A-Za-z0-9+/=]{20,200}$")
+    """The Standard Webhooks secret of a generic webhook (made when the endpoint is
+    created; shown once in that answer, never again)."""
     health: EndpointHealth = Field(default_factory=EndpointHealth)
     created_at: Timestamp | None = None
     updated_at: Timestamp | None = None
@@ -62,6 +79,7 @@ def mask_url(url: str) -> str:
 
 class DeliveryStatus(StrEnum):
     PENDING = "pending"
+    IN_FLIGHT = "in_flight"
     SENT = "sent"
     FAILED = "failed"
     SKIPPED = "skipped"
@@ -73,6 +91,9 @@ class DeliveryRecord(AdminModel):
     trace_id: TraceId
     endpoint_id: Id
     status: DeliveryStatus = DeliveryStatus.PENDING
+    channel: str | None = None
+    lease_until: Timestamp | None = None
+    """While `in_flight`: the send is someone's until then (a crashed sender's lapses)."""
     attempts: int = Field(default=0, ge=0)
     last_error: str | None = None
     last_status_code: int | None = None

@@ -33,12 +33,15 @@ TriggersFactory = Callable[["httpx.Client"], cycle.Triggers]
 class TickReport:
     fired: list[schedules.Fired] = field(default_factory=list)
     recovered: list[str] = field(default_factory=list)
+    alerts: list[str] = field(default_factory=list)
+    """Operator alerts this tick sent (dead letters, storage)."""
 
     def to_wire(self) -> dict[str, object]:
         return {
             "fired": [{"scheduleId": f.schedule_id, "due": f.due.isoformat(),
                        "traceId": f.trace_id, "error": f.error} for f in self.fired],
             "recovered": self.recovered,
+            "alerts": self.alerts,
         }
 
 
@@ -62,6 +65,12 @@ def cycle_tick(services: Services) -> TickReport:
     if report.recovered:
         log.info("recovered job(s) %s (settled, or handed on to their stage again)",
                  ", ".join(report.recovered))
+    from metric_stream.services.alerts import check_operations
+
+    try:
+        report.alerts = check_operations(services)
+    except Exception as exc:  # an alert that cannot go out must not stop the tick
+        log.warning("operator alerts could not be checked: %s", _reason(exc))
     return report
 
 

@@ -53,6 +53,7 @@ if TYPE_CHECKING:
 
 RECENT_JOBS = 100  # jobs read to find those still collecting a KPI (as `cycle.recover`)
 METRICS_JOBS = 50  # jobs behind the duration and failure-rate figures
+METRICS_DELIVERY_JOBS = 5  # jobs whose delivery records are counted (thousands each)
 PAUSED_BY = "pausedByWorkflow"  # metadata mark of a KPI paused with its n8n workflow
 
 
@@ -486,10 +487,13 @@ def document_of(services: Services, trace_id: str) -> tuple[DocumentRecord, byte
 
 # ---------------------------------------------------------------- delivery endpoints
 def endpoint_view(endpoint: DeliveryEndpoint) -> dict[str, Any]:
-    """An endpoint as answered: never its URL, only the masked form."""
-    body = endpoint.model_dump(mode="json", by_alias=True, exclude_none=True, exclude={"url"})
+    """An endpoint as answered: never its URL (only the masked form), never its
+    signing secret (only whether it has one)."""
+    body = endpoint.model_dump(mode="json", by_alias=True, exclude_none=True,
+                               exclude={"url", "signing_secret"})
     body["url"] = endpoint.masked_url
     body["scheme"] = urlsplit(endpoint.url).scheme
+    body["signed"] = endpoint.signing_secret is not None
     return body
 
 
@@ -498,15 +502,28 @@ def check_endpoint(services: Services, endpoint: DeliveryEndpoint) -> list[str]:
         unknown = sorted(set(endpoint.kpis) - known_kpi_ids(services))
         if unknown:
             raise InvalidInput(f"names {unknown}, which are not in the registry", field="kpis")
+    from metric_stream.delivery.channels import parse_channel
+
+    channel = parse_channel(endpoint.url)  # InvalidInput naming what is wrong
+    channel.check(services.settings)
     return check_url(endpoint.url, services.settings, field="url")
 
 
 def create_endpoint(services: Services, endpoint: DeliveryEndpoint
                     ) -> tuple[DeliveryEndpoint, list[str]]:
+    """Save a new endpoint; a generic webhook gets a signing secret unless it brings one
+    (the caller shows it once)."""
+    from metric_stream.delivery.channels import parse_channel
+    from metric_stream.signing import new_secret
+
     warnings = check_endpoint(services, endpoint)
     now = services.clock.now()
+    secret = endpoint.signing_secret
+    if secret is None and parse_channel(endpoint.url).kind == "webhook":
+        secret = new_secret()
     fresh = endpoint.model_copy(update={"created_at": now, "updated_at": now,
-                                        "health": type(endpoint.health)()})
+                                        "health": type(endpoint.health)(),
+                                        "signing_secret": secret})
     return services.registry.endpoints.create(fresh), warnings
 
 
@@ -527,43 +544,11 @@ def replace_endpoint(services: Services, endpoint_id: str, endpoint: DeliveryEnd
     same_id(endpoint_id, endpoint.id, "delivery endpoint")
     old = services.registry.endpoints.require(endpoint_id)
     warnings = check_endpoint(services, endpoint)
-    new = endpoint.model_copy(update={"created_at": old.created_at, "health": old.health,
-                                      "updated_at": services.clock.now()})
+    new = endpoint.model_copy(update={
+        "created_at": old.created_at, "health": old.health,
+        "signing_secret": endpoint.signing_secret or old.signing_secret,
+        "updated_at": services.clock.now()})
     return services.registry.endpoints.replace(new), warnings
-
-
-def probe_endpoint(services: Services, endpoint: DeliveryEndpoint, http: httpx.Client
-                  ) -> dict[str, Any]:
-    """Whether the endpoint's URL may be called and (http(s)) answers a HEAD (or a GET
-    where HEAD is not allowed) within 5 s. Nothing is delivered."""
-    import httpx
-
-    result: dict[str, Any] = {"endpointId": endpoint.id, "url": endpoint.masked_url,
-                              "delivered": False, "allowed": True, "reachable": None,
-                              "status": None, "elapsedMs": None}
-    scheme = urlsplit(endpoint.url).scheme
-    if scheme not in ("http", "https"):
-        result["message"] = (f"{scheme}:// endpoints are well-formed; reaching them is part "
-                             "of delivery, which this test does not perform")
-        return result
-    try:
-        check_outbound_url(endpoint.url, services.settings, field="url")
-    except (Forbidden, InvalidInput) as refused:
-        result.update(allowed=False, reachable=False, message=refused.message)
-        return result
-    try:
-        response = http.head(endpoint.url, timeout=5, follow_redirects=False)
-        if response.status_code in (405, 501):
-            response = http.get(endpoint.url, timeout=5, follow_redirects=False)
-    except httpx.HTTPError as exc:
-        result.update(reachable=False,
-                      message=scrub(f"no answer: {type(exc).__name__}: {exc}", endpoint.url))
-        return result
-    result.update(reachable=True, status=response.status_code,
-                  elapsedMs=round(response.elapsed.total_seconds() * 1000, 1),
-                  message=f"{response.request.method} answered {response.status_code} "
-                          f"{response.reason_phrase}; nothing was delivered")
-    return result
 
 
 # ---------------------------------------------------------------- n8n workflow control
@@ -720,6 +705,28 @@ def llm_figures(services: Services, jobs: Sequence[Job]) -> dict[str, Any]:
     }
 
 
+def delivery_figures(services: Services, jobs: Sequence[Job]) -> dict[str, Any]:
+    """Delivery totals of the latest jobs (by status) and the endpoints' state."""
+    from metric_stream.services.delivery import delivery_totals
+
+    per_job = {}
+    for job in jobs:
+        totals = delivery_totals(services.deliveries.list(job.trace_id))
+        if any(totals.values()):
+            per_job[job.trace_id] = totals
+    overall: dict[str, int] = {}
+    for totals in per_job.values():
+        for status, count in totals.items():
+            overall[status] = overall.get(status, 0) + count
+    endpoints = services.registry.endpoints.all()
+    return {"jobs": per_job, "totals": overall,
+            "endpoints": {"total": len(endpoints),
+                          "active": sum(1 for e in endpoints if e.active),
+                          "disabled": sum(1 for e in endpoints if e.health.disabled_reason),
+                          "failing": sum(1 for e in endpoints
+                                         if e.health.consecutive_failures > 0)}}
+
+
 def kpi_failure_rates(jobs: Sequence[Job]) -> dict[str, Any]:
     """Per KPI, over the jobs that settled it: how often it failed or timed out."""
     counts: dict[str, dict[str, int]] = {}
@@ -786,6 +793,7 @@ def metrics(services: Services, handler_times: Mapping[str, tuple[int, list[floa
                               "of each route, in milliseconds",
                      "routes": handlers},
         "llm": llm_figures(services, jobs),
+        "deliveries": delivery_figures(services, jobs[:METRICS_DELIVERY_JOBS]),
         "storage": storage_usage(services.settings),
     }
 
@@ -810,7 +818,6 @@ __all__ = [
     "list_jobs",
     "metrics",
     "n8n_workflow_action",
-    "probe_endpoint",
     "read_range",
     "replace_endpoint",
     "replace_kpi",

@@ -19,7 +19,7 @@ METADATA = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
-def _allowed(address: IPAddress, settings: Settings) -> str | None:
+def address_refusal(address: IPAddress, settings: Settings) -> str | None:
     """None if the address may be called, else why not."""
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
         address = address.ipv4_mapped
@@ -54,7 +54,7 @@ def check_outbound_url(url: str, settings: Settings, *, field: str = "url") -> s
                         field=field) from None
     for info in infos:
         address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
-        reason = _allowed(address, settings)
+        reason = address_refusal(address, settings)
         if reason:
             raise Forbidden(f"{parts.hostname} resolves to {address}, {reason}", field=field)
     return url

@@ -22,5 +22,11 @@ def _package(services: Services, job: Job) -> Sequence[Op]:
     return package_job(services, job)
 
 
+def _deliver(services: Services, job: Job) -> Sequence[Op]:
+    from metric_stream.services.delivery import deliver_job  # aiohttp: this stage only
+
+    return deliver_job(services, job)
+
+
 def default_workers() -> StageWorkers:
-    return StageWorkers({"analysis": _analyse, "packaging": _package})
+    return StageWorkers({"analysis": _analyse, "packaging": _package, "delivery": _deliver})

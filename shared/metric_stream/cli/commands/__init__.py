@@ -1,6 +1,14 @@
 """One module per command; each has `register(commands)` adding its subparser with a
 `handler`. `COMMANDS` is the order they appear in `--help`."""
 
-from metric_stream.cli.commands import import_csv, init, retention, run, schemas, serve
+from metric_stream.cli.commands import (
+    deliver,
+    import_csv,
+    init,
+    retention,
+    run,
+    schemas,
+    serve,
+)
 
-COMMANDS = [run, init, serve, import_csv, retention, schemas]
+COMMANDS = [run, init, serve, deliver, import_csv, retention, schemas]
