@@ -12,9 +12,9 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
 import aiohttp
 
@@ -55,6 +55,17 @@ class WebhookChannel(Channel):
     def host(self) -> str:
         return urlsplit(self.url).hostname or ""
 
+    def _scrub(self, text: str) -> str:
+        parts = urlsplit(self.url)
+        secrets = [p for p in parts.path.split("/") if len(p) >= 4]
+        secrets += [v for _, v in parse_qsl(parts.query) if len(v) >= 4]
+        if parts.path.strip("/"):
+            secrets.append(parts.path)
+        for secret in sorted(secrets, key=len, reverse=True):
+            for form in {secret, quote(secret, safe=""), quote(secret)}:
+                text = text.replace(form, "***")
+        return short(text)
+
     def body(self, out: Outgoing, ctx: SendContext) -> bytes:
         """The JSON body, serialised once per job and reused for every endpoint."""
         if out.test:
@@ -86,8 +97,11 @@ class WebhookChannel(Channel):
                                         timeout=aiohttp.ClientTimeout(total=ctx.timeout_s)
                                         ) as response:
                 answer = await response.content.read(ctx.max_body_bytes)
-                return http_result(response.status, answer,
-                                   retry_after=response.headers.get("retry-after"))
+                result = http_result(response.status, answer,
+                                     retry_after=response.headers.get("retry-after"))
+                if result.error:  # a receiver may echo the path or query: their secrets
+                    result = replace(result, error=self._scrub(result.error))
+                return result
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             reason = refused(exc)
             if reason:

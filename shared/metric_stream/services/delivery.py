@@ -44,6 +44,7 @@ from metric_stream.storage.collection import to_item
 log = logging.getLogger(__name__)
 
 FLUSH_EVERY = 100  # outcomes written per batch while sends are under way
+FLUSH_S = 0.25  # ... and at least this often
 LEASE_MARGIN_S = 60
 
 
@@ -158,8 +159,7 @@ def _send(services: Services, config: SystemConfig, job: CycleJob,
                        messages=consolidated.messages or {},
                        report_url=document.url if document else None,
                        pdf=pdf if endpoint.attach_pdf else None,
-                       pdf_name=f"{job.trace_id}.pdf", signing_secret=endpoint.signing_secret,
-                       timestamp=int(now.timestamp()))
+                       pdf_name=f"{job.trace_id}.pdf", signing_secret=endpoint.signing_secret)
         jobs.append(Job(out, channel, error))
         marks.append(Put(keys.delivery(job.trace_id, endpoint.id), to_item(DeliveryRecord(
             trace_id=job.trace_id, endpoint_id=endpoint.id, status=DeliveryStatus.IN_FLIGHT,
@@ -171,8 +171,10 @@ def _send(services: Services, config: SystemConfig, job: CycleJob,
 
     outcomes: dict[str, Outcome] = {}
     pending: list[Put] = []
+    last_flush = [time.monotonic()]
 
     def flush() -> None:
+        last_flush[0] = time.monotonic()
         if pending:
             services.records.put_many(list(pending))
             pending.clear()
@@ -192,7 +194,9 @@ def _send(services: Services, config: SystemConfig, job: CycleJob,
             last_status_code=result.status,
             first_attempt_at=(previous.first_attempt_at if previous else None) or now,
             last_attempt_at=finished, sent_at=finished if result.ok else None))))
-        if len(pending) >= FLUSH_EVERY:
+        # every FLUSH_EVERY outcomes, and at least every FLUSH_S: a crash forgets at most
+        # the sends of the last fraction of a second (which it then repeats, same id)
+        if len(pending) >= FLUSH_EVERY or time.monotonic() - last_flush[0] >= FLUSH_S:
             flush()
 
     marks_channel = {j.out.endpoint_id: (j.channel.kind if j.channel else None) for j in jobs}
