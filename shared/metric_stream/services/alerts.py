@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import logging
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -158,8 +159,8 @@ def check_operations(services: Services) -> list[str]:
 
         used = storage_usage(services.settings).get("totalBytes")
         if isinstance(used, int) and used >= limit:
-            step = used * 10 // limit  # once per 10 % step past the limit
-            if raise_alert(services, "operations", f"storage-{step}",
+            level = int(math.log2(used / limit))  # again each time usage doubles
+            if raise_alert(services, "operations", f"storage-{level}",
                            f"storage at {used:,} bytes (limit {limit:,})",
                            ["retention (metric-stream retention) or a larger limit"]):
                 raised.append("storage")
