@@ -80,6 +80,16 @@ class SendContext:
     """Read at most this much of a response body (a huge answer is cut, not loaded)."""
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def client_timeout(self) -> aiohttp.ClientTimeout:
+        """One `ClientTimeout` for every request of the run (built once)."""
+        timeout = self.extra.get("client-timeout")
+        if timeout is None:
+            import aiohttp
+
+            timeout = self.extra["client-timeout"] = aiohttp.ClientTimeout(total=self.timeout_s)
+        return timeout
+
 
 class Channel(ABC):
     """One endpoint's way out. `kind` names the channel (`webhook`, `telegram`, ...);

@@ -70,3 +70,23 @@ def parse_channel(url: str) -> Channel:
     from metric_stream.delivery.apprise_channel import AppriseChannel
 
     return AppriseChannel.from_url(url)
+
+
+def channel_kind(url: str) -> str | None:
+    """The kind of channel a URL will use, cheaply (no validation): for records and
+    reports before the send; None when the scheme is not a native one."""
+    scheme, _, rest = url.partition("://")
+    scheme = scheme.lower()
+    if scheme in ("http", "https"):
+        host = rest.split("/", 1)[0].rsplit("@", 1)[-1].split(":", 1)[0].lower()
+        if host == "hooks.slack.com":
+            return "slack"
+        if host in ("discord.com", "discordapp.com") and "/api/webhooks/" in rest:
+            return "discord"
+        return "webhook"
+    return KINDS.get(scheme, "apprise" if scheme else None)
+
+
+KINDS = {"json": "webhook", "jsons": "webhook", "slack": "slack", "discord": "discord",
+         "tgram": "telegram", "mailto": "email", "mailtos": "email", "ses": "ses",
+         "sns": "sns", "twilio": "twilio"}

@@ -36,6 +36,7 @@ SCHEMES = {"http": "http", "https": "https", "json": "http", "jsons": "https"}
 @dataclass(frozen=True)
 class WebhookChannel(Channel):
     url: str = field(repr=False)
+    target_host: str = ""
     kind = "webhook"
 
     @classmethod
@@ -49,11 +50,12 @@ class WebhookChannel(Channel):
             parts.port  # noqa: B018 (validates the port)
         except ValueError:
             raise InvalidInput("has an invalid port", field="url") from None
-        return cls(urlunsplit((scheme, parts.netloc, parts.path or "/", parts.query, "")))
+        return cls(urlunsplit((scheme, parts.netloc, parts.path or "/", parts.query, "")),
+                   parts.hostname)
 
     @property
     def host(self) -> str:
-        return urlsplit(self.url).hostname or ""
+        return self.target_host
 
     def _scrub(self, text: str) -> str:
         parts = urlsplit(self.url)
@@ -81,7 +83,10 @@ class WebhookChannel(Channel):
         return body
 
     async def send(self, out: Outgoing, ctx: SendContext) -> SendResult:
-        refusal = literal_refusal(self.host, ctx)
+        checked: dict[str, str | None] = ctx.extra.setdefault("literal-refusals", {})
+        if self.target_host not in checked:
+            checked[self.target_host] = literal_refusal(self.target_host, ctx)
+        refusal = checked[self.target_host]
         if refusal:
             return SendResult(ok=False, error=refusal, retryable=False)
         body = self.body(out, ctx)
@@ -93,8 +98,7 @@ class WebhookChannel(Channel):
                                                 body)
         try:
             async with ctx.session.post(self.url, data=body, headers=headers,
-                                        allow_redirects=False,
-                                        timeout=aiohttp.ClientTimeout(total=ctx.timeout_s)
+                                        allow_redirects=False, timeout=ctx.client_timeout
                                         ) as response:
                 answer = await response.content.read(ctx.max_body_bytes)
                 result = http_result(response.status, answer,

@@ -114,6 +114,7 @@ class DeliveryConfig(AdminModel):
     """How reports go out (retries are `retry.delivery`)."""
 
     concurrency: int = Field(default=256, ge=1, le=4096)
+    """Sends in flight at once, per sending process."""
     per_host: int = Field(default=128, ge=1, le=4096)
     """Connections to one host at once."""
     timeout_s: float = Field(default=10, gt=0, le=300)
@@ -123,6 +124,9 @@ class DeliveryConfig(AdminModel):
     """Retry waits vary by up to this fraction, so retries do not arrive together."""
     storage_alert_bytes: int | None = Field(default=None, ge=1)
     """Alert the operator channels when storage passes this size."""
+    processes: int = Field(default=0, ge=0, le=16)
+    """Sending processes for a large delivery (1,000 sends or more): 0 means one per CPU
+    (at most 4); 1 keeps every send in the stage's own process."""
     dead_letter_alert: int = Field(default=1, ge=1)
     """Alert when a queue's dead letters grow by at least this many since the last alert."""
 
