@@ -49,9 +49,13 @@ def test_sends_are_split_among_processes_and_reported_here() -> None:
 
 def test_a_sender_that_dies_leaves_its_unreported_sends_failed() -> None:
     seen: dict[str, Outcome] = {}
+
+    def record(outcome: Outcome) -> None:
+        assert outcome.endpoint_id not in seen
+        seen[outcome.endpoint_id] = outcome
+
     sent = run_jobs(Engine(Settings(), NO_RETRY, concurrency=4), jobs(SHARD_MIN, dying=1),
-                    lambda outcome: seen.setdefault(outcome.endpoint_id, outcome),
-                    processes=2)
+                    record, processes=2)
     assert len(seen) == SHARD_MIN  # every send has an outcome, none twice
     lost = [o for o in seen.values() if not o.result.ok]
     assert lost and sent == SHARD_MIN - len(lost)

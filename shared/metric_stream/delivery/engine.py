@@ -18,8 +18,8 @@ import os
 import pickle
 import random
 import struct
-import warnings
 import time
+import warnings
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
