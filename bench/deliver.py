@@ -187,11 +187,15 @@ def setup_home(home: Path, port: int, paths: Sequence[str]) -> str:
     return summary.job.trace_id
 
 
+PROCESSES = [0]  # delivery.processes for every run (0: one per CPU); --processes sets it
+
+
 def set_limits(services: Services, concurrency: int, per_host: int,
                retry: RetryPolicy | None = None) -> SystemConfig:
     config = services.config.get()
     changes: dict[str, Any] = {"delivery": config.delivery.model_copy(
-        update={"concurrency": concurrency, "per_host": per_host})}
+        update={"concurrency": concurrency, "per_host": per_host,
+                "processes": PROCESSES[0]})}
     if retry is not None:
         changes["retry"] = config.retry.model_copy(update={"delivery": retry})
     return services.config.put(config.model_copy(update=changes), services.clock.now())
@@ -461,12 +465,15 @@ def main() -> None:
                         help="concurrency:per_host pairs to try (the default 256:128 always)")
     parser.add_argument("--profile", action="store_true",
                         help="also print cProfile's top functions of one deliver")
+    parser.add_argument("--processes", type=int, default=0,
+                        help="delivery.processes for ours (0: one per CPU, 1: one process)")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--sink", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--setup", nargs=3, metavar=("HOME", "PORT", "KIND"),
                         help=argparse.SUPPRESS)
     parser.add_argument("--child", nargs=2, metavar=("HOME", "TRACE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    PROCESSES[0] = args.processes
     if args.sink:
         run_sink(args.sink)
         return
@@ -515,7 +522,7 @@ def run_bench(args: argparse.Namespace, root: Path, sink: Sink) -> dict[str, Any
         "default": default, "best": best, "limits": limits,
         "peak_rss_mb": peak["peakRssMb"], "peak_rss_child": peak,
         "failures": failure_scenario(homes["failures"], traces["failures"], sink, args.repeat),
-        "machine": machine(),
+        "processes": args.processes, "machine": machine(),
     }
     if args.profile:
         figures["profile"] = profile(services, traces["normal"], sink)
@@ -567,6 +574,8 @@ def print_table(figures: dict[str, Any]) -> None:
     for name, value in rows:
         print(f"  {name:<{width}}  {value}")
     m = figures["machine"]
+    processes = figures["processes"] or f"one per CPU ({min(m['cpus'] or 1, 4)})"
+    print(f"  sending processes (ours): {processes}")
     print(f"  machine: {m['cpus']} CPUs, Python {m['python']}, aiohttp {m['aiohttp']}, "
           f"load {m['load_average']}")
     if "profile" in figures:
