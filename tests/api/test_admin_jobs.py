@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -10,11 +11,13 @@ from metric_stream.bootstrap import Services
 from metric_stream.clock import ManualClock
 from metric_stream.collectors.demo import demo_registry
 from metric_stream.models import DataPoint, Job, KpiStatus
+from metric_stream.models.config import DeliveryConfig, RetryPolicy
 from metric_stream.models.delivery import DeliveryEndpoint, DeliveryRecord, DeliveryStatus
 from metric_stream.models.job import JobStatus, StageTiming
-from metric_stream.models.report import DocumentRecord
+from metric_stream.models.report import ConsolidatedPackage, DocumentRecord
 from tests.api.conftest import TRACE, Client
 from tests.api.test_admin_registry import admin
+from tests.delivery_sink import Sink, running_sink
 
 
 @pytest.fixture
@@ -185,3 +188,72 @@ def test_documents_are_served_with_their_content_type(client: Client, services: 
         trace_id="trace_lost", blob_key="reports/gone.pdf", size_bytes=1, created_at=clock.now()))
     status, error = admin(client, "GET", "/api/documents/trace_lost")
     assert status == 404 and "missing" in error["error"]["message"]
+
+
+@pytest.fixture
+def sink() -> Iterator[Sink]:
+    with running_sink() as running:
+        yield running
+
+
+def delivered_job(services: Services, clock: ManualClock, sink: Sink) -> None:
+    """A complete job whose report went to `ok` and failed at `down` (3 attempts)."""
+    config = services.config.get()
+    services.config.put(config.model_copy(update={
+        "retry": config.retry.model_copy(update={"delivery": RetryPolicy(retries=0,
+                                                                         delays_s=[])}),
+        "delivery": DeliveryConfig(timeout_s=2, jitter=0)}), clock.now())
+    services.jobs.create(Job(trace_id=TRACE, created_at=clock.now(), kpi_ids=["btc-price"],
+                             status=JobStatus.COMPLETE))
+    services.packages.put_consolidated(ConsolidatedPackage(
+        trace_id=TRACE, kpi_ids=["btc-price"], created_at=clock.now(),
+        messages={"webhook": {"traceId": TRACE, "summary": "BTC up"}}))
+    for endpoint_id, path in (("ok", "/ok"), ("down", "/down")):
+        services.registry.endpoints.create(DeliveryEndpoint(
+            id=endpoint_id, name=endpoint_id, url=sink.on(path, status=204, body=b"")))
+    services.deliveries.put(DeliveryRecord(trace_id=TRACE, endpoint_id="ok",
+                                           status=DeliveryStatus.SENT, attempts=1))
+    services.deliveries.put(DeliveryRecord(trace_id=TRACE, endpoint_id="down",
+                                           status=DeliveryStatus.FAILED, attempts=3,
+                                           last_error="HTTP 503"))
+
+
+def test_redeliver_sends_again_where_it_failed(client: Client, services: Services,
+                                               clock: ManualClock, sink: Sink) -> None:
+    delivered_job(services, clock, sink)
+    status, run = admin(client, "POST", f"/api/jobs/{TRACE}/deliver", {"failedOnly": True})
+    assert status == 200, run
+    assert (run["traceId"], run["planned"], run["sent"], run["failed"]) == (TRACE, 1, 1, 0)
+    assert run["alreadySent"] == 1
+    assert [r.path for r in sink.received] == ["/down"]
+    record = services.deliveries.get(TRACE, "down")
+    assert record is not None and record.status is DeliveryStatus.SENT and record.attempts == 4
+    again = admin(client, "POST", f"/api/jobs/{TRACE}/deliver")[1]  # an empty body
+    assert (again["planned"], again["alreadySent"]) == (0, 2)
+
+
+def test_redeliver_to_named_endpoints_resends(client: Client, services: Services,
+                                              clock: ManualClock, sink: Sink) -> None:
+    delivered_job(services, clock, sink)
+    status, run = admin(client, "POST", f"/api/jobs/{TRACE}/deliver", {"endpoints": ["ok"]})
+    assert status == 200 and (run["planned"], run["sent"]) == (1, 1)
+    assert [r.path for r in sink.received] == ["/ok"]
+
+
+def test_redeliver_refusals(client: Client, services: Services, clock: ManualClock,
+                            sink: Sink) -> None:
+    status, error = admin(client, "POST", "/api/jobs/trace_nope/deliver", {})
+    assert status == 404
+    services.jobs.create(Job(trace_id="trace_early", created_at=clock.now(),
+                             kpi_ids=["btc-price"]))
+    status, error = admin(client, "POST", "/api/jobs/trace_early/deliver", {})
+    assert status == 404 and "no messages" in error["error"]["message"]
+    delivered_job(services, clock, sink)
+    for body, field in (({"failedOnly": "sometimes"}, "failedOnly"),
+                        ({"endpoints": "ok"}, "endpoints"),
+                        ({"endpoints": ["ok", "ok"]}, "endpoints"), ({"resend": True}, "resend")):
+        status, error = admin(client, "POST", f"/api/jobs/{TRACE}/deliver", body)
+        assert status == 422 and error["error"]["field"] == field, body
+    status, error = admin(client, "POST", f"/api/jobs/{TRACE}/deliver", {"endpoints": ["ghost"]})
+    assert status == 404
+    assert sink.received == []

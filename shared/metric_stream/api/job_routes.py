@@ -1,4 +1,5 @@
-"""Job routes: `GET /api/jobs`, `GET /api/jobs/{traceId}`, `POST /api/jobs` (run now)."""
+"""Job routes: `GET /api/jobs`, `GET /api/jobs/{traceId}`, `POST /api/jobs` (run now),
+`POST /api/jobs/{traceId}/deliver` (send the report again)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pydantic import AfterValidator
 
 from metric_stream.api.http import Api, Request, Route
 from metric_stream.errors import InvalidInput
-from metric_stream.models.base import AdminModel, KpiId, parse, unique_ids
+from metric_stream.models.base import AdminModel, Id, KpiId, parse, unique_ids
 from metric_stream.models.job import JobStatus
 from metric_stream.services import admin
 
@@ -21,6 +22,15 @@ class RunJob(AdminModel):
 
     kpis: Annotated[list[KpiId], AfterValidator(unique_ids)] | None = None
     demo: bool = False
+
+
+class Redeliver(AdminModel):
+    """Send a job's report again: to every recipient that has not received it, only
+    where the last try failed (`failedOnly`), or to the endpoints named (even those that
+    received it: with the same message id, so a receiver may drop the duplicate)."""
+
+    failed_only: bool = False
+    endpoints: Annotated[list[Id], AfterValidator(unique_ids)] | None = None
 
 
 def list_jobs(api: Api, request: Request) -> dict[str, Any]:
@@ -47,6 +57,15 @@ def run_job(api: Api, request: Request) -> tuple[int, dict[str, Any]]:
     }
 
 
+def redeliver_job(api: Api, request: Request) -> dict[str, Any]:
+    from metric_stream.services.delivery import deliver  # the delivery engine: on use only
+
+    order = parse(Redeliver, request.json()) if request.body.strip() else Redeliver()
+    run = deliver(api.services, request.path_params["traceId"], endpoint_ids=order.endpoints,
+                  failed_only=order.failed_only, resend=bool(order.endpoints))
+    return run.to_wire()
+
+
 ROUTES = [
     Route("GET", "/api/jobs", list_jobs, "admin", "List the newest jobs",
           responses={200: "job summaries, newest first",
@@ -62,5 +81,13 @@ ROUTES = [
           RunJob,
           responses={201: "the job as it stands after fan-out, and each trigger's outcome",
                      422: "a KPI is not in the registry, or none is active"},
+          tag="jobs"),
+    Route("POST", "/api/jobs/{traceId}/deliver", redeliver_job, "admin",
+          "Deliver a job's report again (what is not recorded as sent; failedOnly: only "
+          "where the last try failed; endpoints: these, even if they received it)",
+          Redeliver,
+          responses={200: "planned, sent, failed, skipped and already-sent counts",
+                     404: "no such job or endpoint, or the job has no messages yet",
+                     422: "failedOnly or endpoints is invalid"},
           tag="jobs"),
 ]

@@ -9,6 +9,7 @@ from metric_stream.cli.commands import (
     run,
     schemas,
     serve,
+    tui,
 )
 
-COMMANDS = [run, init, serve, deliver, import_csv, retention, schemas]
+COMMANDS = [run, init, serve, tui, deliver, import_csv, retention, schemas]
