@@ -718,13 +718,15 @@ def delivery_figures(services: Services, jobs: Sequence[Job]) -> dict[str, Any]:
     for totals in per_job.values():
         for status, count in totals.items():
             overall[status] = overall.get(status, 0) + count
-    endpoints = services.registry.endpoints.all()
+    # counted from the stored records as they are: thousands of endpoints need no models
+    endpoints = [item for _, item in services.records.query(keys.ENDPOINT_REGISTRY)]
+    health = [item.get("health") or {} for item in endpoints]
     return {"jobs": per_job, "totals": overall,
             "endpoints": {"total": len(endpoints),
-                          "active": sum(1 for e in endpoints if e.active),
-                          "disabled": sum(1 for e in endpoints if e.health.disabled_reason),
-                          "failing": sum(1 for e in endpoints
-                                         if e.health.consecutive_failures > 0)}}
+                          "active": sum(1 for e in endpoints if e.get("active", True)),
+                          "disabled": sum(1 for h in health if h.get("disabledReason")),
+                          "failing": sum(1 for h in health
+                                         if (h.get("consecutiveFailures") or 0) > 0)}}
 
 
 def kpi_failure_rates(jobs: Sequence[Job]) -> dict[str, Any]:
