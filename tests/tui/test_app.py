@@ -9,10 +9,10 @@ from textual.widgets import DataTable, Input
 
 from metric_stream_tui.client import ConnectionLost, Reply, RequestTimedOut
 from metric_stream_tui.modals import CommandLine, ConfirmModal, HelpModal
-from metric_stream_tui.screens.coming import ComingScreen
 from metric_stream_tui.screens.dashboard import DashboardScreen
 from metric_stream_tui.screens.jobs import JobsScreen
 from metric_stream_tui.screens.kpis import KpisScreen
+from metric_stream_tui.screens.schedules import SchedulesScreen
 from metric_stream_tui.widgets import ConnectionBanner
 from tests.tui.conftest import Console, FailingClient, settle
 
@@ -37,8 +37,7 @@ async def test_number_keys_switch_sections_and_keep_their_state(console: Console
         await pilot.press("3")
         assert isinstance(app.screen, JobsScreen)
         await pilot.press("4")
-        assert isinstance(app.screen, ComingScreen)
-        assert "coming" in str(app.screen.query_one(".coming").render())
+        assert isinstance(app.screen, SchedulesScreen)
         await pilot.press("2")
         assert app.screen is kpis and kpis.table.cursor_row == 2
 

@@ -2,23 +2,25 @@
 of screens), reached by its number key, by `:name` (or an alias) and from the command
 palette; the section bar lists them in this order.
 
-To add a screen: write `screens/<name>.py` with an `AdminScreen` (or `ListScreen`)
-subclass whose `section` is the name below, and replace its `coming(...)` line with
-`Section("4", "schedules", "Schedules", SchedulesScreen, ("cron",), "...")`.
+To add a section: write `screens/<name>.py` with an `AdminScreen` (or `ListScreen`)
+subclass whose `section` is its name, and add a line here, e.g.
+`Section("8", "archive", "Archive", ArchiveScreen, ("old",), "...")`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
 
 from textual.screen import Screen
 
-from metric_stream_tui.screens.coming import ComingScreen
+from metric_stream_tui.screens.config import ConfigScreen
 from metric_stream_tui.screens.dashboard import DashboardScreen
+from metric_stream_tui.screens.endpoints import EndpointsScreen
 from metric_stream_tui.screens.jobs import JobsScreen
 from metric_stream_tui.screens.kpis import KpisScreen
+from metric_stream_tui.screens.schedules import SchedulesScreen
+from metric_stream_tui.screens.workflows import WorkflowsScreen
 
 
 @dataclass(frozen=True)
@@ -40,12 +42,6 @@ class Section:
         object.__setattr__(self, "names", (self.name, *self.aliases))
 
 
-def coming(key: str, name: str, title: str, aliases: tuple[str, ...], what: str) -> Section:
-    """A placeholder for a section not built yet."""
-    return Section(key, name, title, partial(ComingScreen, name, title, what), aliases,
-                   f"{what} (coming)")
-
-
 SECTIONS: list[Section] = [
     Section("1", "dashboard", "Dashboard", DashboardScreen, ("dash", "home", "metrics"),
             "Live figures: recent jobs, failure rates, queues, deliveries, storage"),
@@ -53,12 +49,12 @@ SECTIONS: list[Section] = [
             "The KPI registry: add, edit, toggle, delete, chart, import CSV"),
     Section("3", "jobs", "Jobs", JobsScreen, ("job", "runs"),
             "Jobs: status, per-KPI errors, stages, deliveries; run now, re-deliver"),
-    coming("4", "schedules", "Schedules", ("schedule", "cron"),
-           "Cron schedules with their next runs"),
-    coming("5", "endpoints", "Endpoints", ("endpoint", "delivery"),
-           "Delivery endpoints with their health, and test sends"),
-    coming("6", "config", "Config", ("configuration", "settings"),
-           "Retries, fallbacks, job lifecycle and analysis chains"),
-    coming("7", "workflows", "Workflows", ("workflow", "n8n"),
-           "The n8n workflows behind the KPIs: start, stop, pause"),
+    Section("4", "schedules", "Schedules", SchedulesScreen, ("schedule", "cron"),
+            "Cron schedules: next runs as you type; add, edit, delete"),
+    Section("5", "endpoints", "Endpoints", EndpointsScreen, ("endpoint", "delivery"),
+            "Delivery endpoints: health, add, edit, test sends"),
+    Section("6", "config", "Config", ConfigScreen, ("configuration", "settings"),
+            "Retries, fallbacks, job lifecycle and analysis chains"),
+    Section("7", "workflows", "Workflows", WorkflowsScreen, ("workflow", "n8n"),
+            "The n8n workflows behind the KPIs: start, stop, pause"),
 ]
