@@ -4,23 +4,33 @@ palette; the section bar lists them in this order.
 
 To add a section: write `screens/<name>.py` with an `AdminScreen` (or `ListScreen`)
 subclass whose `section` is its name, and add a line here, e.g.
-`Section("8", "archive", "Archive", ArchiveScreen, ("old",), "...")`.
+`Section("8", "archive", "Archive", lazy("archive", "ArchiveScreen"), ("old",), "...")`.
+
+A section's screen module is imported when the section is first opened, not when the
+console starts: the first screen comes up without paying for the other six.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, cast
 
-from textual.screen import Screen
+if TYPE_CHECKING:
+    from textual.screen import Screen
 
-from metric_stream_tui.screens.config import ConfigScreen
-from metric_stream_tui.screens.dashboard import DashboardScreen
-from metric_stream_tui.screens.endpoints import EndpointsScreen
-from metric_stream_tui.screens.jobs import JobsScreen
-from metric_stream_tui.screens.kpis import KpisScreen
-from metric_stream_tui.screens.schedules import SchedulesScreen
-from metric_stream_tui.screens.workflows import WorkflowsScreen
+
+def lazy(module: str, name: str) -> Callable[[], Screen[None]]:
+    """A factory for the screen class `name` of `metric_stream_tui.screens.<module>`,
+    imported on the first call."""
+
+    def make() -> Screen[None]:
+        found = getattr(importlib.import_module(f"metric_stream_tui.screens.{module}"), name)
+        return cast("Screen[None]", found())
+
+    make.__qualname__ = f"lazy({module}.{name})"
+    return make
 
 
 @dataclass(frozen=True)
@@ -43,18 +53,25 @@ class Section:
 
 
 SECTIONS: list[Section] = [
-    Section("1", "dashboard", "Dashboard", DashboardScreen, ("dash", "home", "metrics"),
+    Section("1", "dashboard", "Dashboard", lazy("dashboard", "DashboardScreen"),
+            ("dash", "home", "metrics"),
             "Live figures: recent jobs, failure rates, queues, deliveries, storage"),
-    Section("2", "kpis", "KPIs", KpisScreen, ("kpi", "registry"),
+    Section("2", "kpis", "KPIs", lazy("kpis", "KpisScreen"),
+            ("kpi", "registry"),
             "The KPI registry: add, edit, toggle, delete, chart, import CSV"),
-    Section("3", "jobs", "Jobs", JobsScreen, ("job", "runs"),
+    Section("3", "jobs", "Jobs", lazy("jobs", "JobsScreen"),
+            ("job", "runs"),
             "Jobs: status, per-KPI errors, stages, deliveries; run now, re-deliver"),
-    Section("4", "schedules", "Schedules", SchedulesScreen, ("schedule", "cron"),
+    Section("4", "schedules", "Schedules", lazy("schedules", "SchedulesScreen"),
+            ("schedule", "cron"),
             "Cron schedules: next runs as you type; add, edit, delete"),
-    Section("5", "endpoints", "Endpoints", EndpointsScreen, ("endpoint", "delivery"),
+    Section("5", "endpoints", "Endpoints", lazy("endpoints", "EndpointsScreen"),
+            ("endpoint", "delivery"),
             "Delivery endpoints: health, add, edit, test sends"),
-    Section("6", "config", "Config", ConfigScreen, ("configuration", "settings"),
+    Section("6", "config", "Config", lazy("config", "ConfigScreen"),
+            ("configuration", "settings"),
             "Retries, fallbacks, job lifecycle and analysis chains"),
-    Section("7", "workflows", "Workflows", WorkflowsScreen, ("workflow", "n8n"),
+    Section("7", "workflows", "Workflows", lazy("workflows", "WorkflowsScreen"),
+            ("workflow", "n8n"),
             "The n8n workflows behind the KPIs: start, stop, pause"),
 ]

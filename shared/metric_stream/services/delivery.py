@@ -23,11 +23,10 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from metric_stream.bootstrap import Services
 from metric_stream.delivery.base import Outgoing
-from metric_stream.delivery.engine import Engine, Job, Outcome, run_jobs
 from metric_stream.errors import ConditionFailed, MetricStreamError, NotFound
 from metric_stream.models.base import iso
 from metric_stream.models.config import SystemConfig
@@ -42,6 +41,9 @@ from metric_stream.models.report import ConsolidatedPackage
 from metric_stream.ports import MAX_BATCH, Exists, Op, Put, Update
 from metric_stream.storage import keys
 from metric_stream.storage.collection import to_item
+
+if TYPE_CHECKING:  # the engine (aiohttp) is imported by the functions that send
+    from metric_stream.delivery.engine import Outcome
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +148,7 @@ def _send(services: Services, config: SystemConfig, job: CycleJob,
           consolidated: ConsolidatedPackage, endpoints: list[DeliveryEndpoint],
           records: Mapping[str, DeliveryRecord], now: datetime) -> dict[str, Outcome]:
     from metric_stream.delivery.channels import channel_kind
+    from metric_stream.delivery.engine import Engine, Job, run_jobs
 
     lease_until = now + timedelta(seconds=_lease_s(config))
     pdf = _pdf(services, job.trace_id) if any(e.attach_pdf for e in endpoints) else None
@@ -305,6 +308,7 @@ def send_test(services: Services, endpoint: DeliveryEndpoint) -> dict[str, Any]:
     """`POST /api/endpoints/{id}/test`: a test message through the endpoint's channel,
     with the delivery retries. Nothing is recorded; the endpoint's health is unchanged."""
     from metric_stream.delivery.channels import parse_channel
+    from metric_stream.delivery.engine import Engine, Job, run_jobs
 
     config = services.config.get()
     answer: dict[str, Any] = {"endpointId": endpoint.id, "url": endpoint.masked_url,
