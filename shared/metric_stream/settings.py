@@ -75,6 +75,10 @@ class Settings(BaseSettings):
     admin_key: SecretStr | None = None
     """Bearer key of the admin routes."""
 
+    proxy_secret: SecretStr | None = None
+    """Shared with the Cloudflare Worker proxy (its `PROXY_SECRET`). Set: metric-stream
+    sits behind the proxy and refuses every request without the proxy's signature."""
+
     openrouter_api_key: SecretStr | None = Field(
         default=None,
         validation_alias=AliasChoices("METRIC_STREAM_OPENROUTER_API_KEY", "OPENROUTER_API_KEY"),

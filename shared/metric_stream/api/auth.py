@@ -1,5 +1,10 @@
 """Who may call what: an ingestion key or a Standard Webhooks signature for ingestion,
-the admin bearer key for admin routes (it also opens ingestion routes).
+the admin bearer key for admin routes (it also opens ingestion routes), the admin key
+or the proxy's own signed cron request for the scheduler tick.
+
+Behind the Cloudflare Worker proxy (`METRIC_STREAM_PROXY_SECRET` set), every request
+must first carry the proxy's signature (`api/proxy.py`); one without is refused (403)
+before any other check, so nothing reaches the routes around the proxy.
 
 Comparisons are constant-time; a 401 never says which part failed. A signed message's
 `webhook-id` is remembered after it succeeds, so the sender's replay is answered as a
@@ -15,7 +20,8 @@ from datetime import timedelta
 from pydantic import SecretStr
 
 from metric_stream.api.http import Request, Response, Route
-from metric_stream.errors import Unauthorized
+from metric_stream.api.proxy import Origin, verified_origin
+from metric_stream.errors import Forbidden, Unauthorized
 from metric_stream.ports import Absent, Key, Put, RecordStore
 from metric_stream.settings import Settings
 from metric_stream.signing import sign
@@ -37,10 +43,14 @@ class Authenticator:
         self.records = records
 
     def check(self, route: Route, request: Request) -> Response | None:
-        """Raise `Unauthorized`, answer early (a replayed signed message), or let pass."""
+        """Raise `Unauthorized` or `Forbidden`, answer early (a replayed signed message),
+        or let pass."""
+        origin = self._through_proxy(request)
         if route.auth == "public":
             return None
         if self._admin(request):
+            return None
+        if route.auth == "scheduler" and origin == "cron":
             return None
         if route.auth == "ingestion":
             api_key = request.header("x-api-key")
@@ -64,6 +74,18 @@ class Authenticator:
             expires = self.records.clock.now() + _SEEN_TTL
             self.records.put_many([Put(Key(_SEEN_PARTITION, message_id[:200]), {"seen": True},
                                        Absent(), expires_at=expires)])
+
+    def _through_proxy(self, request: Request) -> Origin | None:
+        """In proxy mode, the verified origin of the request (or `Forbidden`)."""
+        secret = self.settings.proxy_secret
+        if secret is None:
+            return None
+        origin = verified_origin(secret, request.method, request.path, request.query,
+                                 request.headers, request.body)
+        if origin is None:
+            raise Forbidden("this server accepts requests only through the metric-stream "
+                            "proxy: the proxy signature is missing, stale or wrong")
+        return origin
 
     def _admin(self, request: Request) -> bool:
         authorization = request.header("authorization") or ""

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("metric_stream.api")
 
-Auth = Literal["public", "ingestion", "admin"]
+Auth = Literal["public", "ingestion", "admin", "scheduler"]
 DEFAULT_MAX_BODY = 256 * 1024
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 

@@ -24,6 +24,7 @@ _ERROR = {
 _SECURITY: dict[str, list[dict[str, list[str]]]] = {
     "ingestion": [{"apiKey": []}, {"webhookSignature": []}, {"adminKey": []}],
     "admin": [{"adminKey": []}],
+    "scheduler": [{"adminKey": []}, {"proxySignature": []}],
     "public": [],
 }
 _COMMON_ERRORS = {
@@ -109,6 +110,10 @@ def build_openapi(routes: Sequence[Route]) -> dict[str, Any]:
                                      "description": "Standard Webhooks signature with "
                                                     "webhook-id and webhook-timestamp"},
                 "adminKey": {"type": "http", "scheme": "bearer"},
+                "proxySignature": {"type": "apiKey", "in": "header",
+                                   "name": "x-metric-stream-proxy-signature",
+                                   "description": "the Cloudflare Worker proxy's signature "
+                                                  "of its cron tick (origin `cron`)"},
             },
         },
     }

@@ -44,6 +44,14 @@ def delete_schedule(api: Api, request: Request) -> dict[str, Any]:
     return {"deleted": request.path_params["id"]}
 
 
+def tick(api: Api, request: Request) -> dict[str, object]:
+    """What the Lambda schedule and `serve`'s loop do each minute, on demand: the
+    Cloudflare Worker's cron trigger calls it (signed by the proxy)."""
+    from metric_stream.server.loops import cycle_tick
+
+    return cycle_tick(api.services).to_wire()
+
+
 _VIEW = "the schedule, with `nextRuns` (next 5, UTC; none while inactive) and `description`"
 ROUTES = [
     Route("GET", "/api/schedules", list_schedules, "admin", "List the schedules",
@@ -61,4 +69,9 @@ ROUTES = [
           tag="schedules"),
     Route("DELETE", "/api/schedules/{id}", delete_schedule, "admin", "Delete a schedule",
           responses={200: "deleted", 404: "no such schedule"}, tag="schedules"),
+    Route("POST", "/api/tick", tick, "scheduler",
+          "One scheduler tick: fire the schedules that came due, settle due jobs, hand on "
+          "lost stage messages (idempotent; the admin key or the proxy's signed cron)",
+          responses={200: "`fired` (scheduleId, due, traceId, error), `recovered` trace ids, "
+                          "`alerts` sent"}, tag="schedules"),
 ]
