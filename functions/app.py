@@ -21,7 +21,7 @@ os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from chalice.app import Chalice, CloudWatchEvent, Rate, SQSEvent
+from chalice.app import Chalice, CloudWatchEvent, Cron, Rate, SQSEvent
 from chalice.app import Response as ChaliceResponse
 
 from metric_stream.api.app import ROUTES, build_api
@@ -129,6 +129,17 @@ def tick(event: CloudWatchEvent) -> dict[str, object]:
     from metric_stream.server.loops import cycle_tick
 
     return cycle_tick(current_services()).to_wire()
+
+
+@app.schedule(Cron(30, 3, "*", "*", "?", "*"))
+def retention(event: CloudWatchEvent) -> dict[str, object]:
+    """Daily at 03:30 UTC: archive, then prune, the points older than the retention
+    window (`metric-stream retention` on one machine)."""
+    from metric_stream.services.retention import apply_retention
+
+    report = apply_retention(current_services())
+    return {"days": report.days, "cutoff": report.cutoff.isoformat(),
+            "archived": report.archived, "pruned": report.pruned, "files": report.files}
 
 
 def fan_out_triggers() -> Triggers:

@@ -64,9 +64,11 @@ def build_services(settings: Settings | None = None, *, clock: Clock | None = No
         from metric_stream.adapters.aws import AwsClients
         from metric_stream.adapters.dynamodb import DynamoRecordStore
         from metric_stream.adapters.s3 import S3BlobStore
+        from metric_stream.adapters.secrets import with_stored_secrets
         from metric_stream.adapters.sqs import SqsQueue
 
         clients = AwsClients(settings)
+        settings = with_stored_secrets(settings, clients)
         return Services(
             settings=settings,
             clock=clock,

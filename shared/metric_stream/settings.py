@@ -75,6 +75,11 @@ class Settings(BaseSettings):
     admin_key: SecretStr | None = None
     """Bearer key of the admin routes."""
 
+    secrets_id: str | None = None
+    """A Secrets Manager secret (name or ARN) holding a JSON object of further settings
+    by their environment names (`{"METRIC_STREAM_ADMIN_KEY": "...", "OPENROUTER_API_KEY":
+    "..."}`), read once when the AWS backend starts; what the environment sets wins."""
+
     proxy_secret: SecretStr | None = None
     """Shared with the Cloudflare Worker proxy (its `PROXY_SECRET`). Set: metric-stream
     sits behind the proxy and refuses every request without the proxy's signature."""

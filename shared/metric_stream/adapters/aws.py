@@ -96,6 +96,11 @@ class AwsClients:
                     config=CLIENT_CONFIG)
             return self._sqs
 
+    def session(self) -> boto3.session.Session:
+        """The boto3 session, for a client of another service (made by the caller)."""
+        with self._lock:
+            return self._session_locked()
+
     def _session_locked(self) -> boto3.session.Session:
         if self._session is None:
             self._session = boto3.session.Session(region_name=self.region)

@@ -5,6 +5,7 @@ from metric_stream.cli.commands import (
     deliver,
     import_csv,
     init,
+    package,
     retention,
     run,
     schemas,
@@ -12,4 +13,4 @@ from metric_stream.cli.commands import (
     tui,
 )
 
-COMMANDS = [run, init, serve, tui, deliver, import_csv, retention, schemas]
+COMMANDS = [run, init, serve, tui, deliver, import_csv, retention, schemas, package]
