@@ -1,10 +1,10 @@
 """The analysis stage's LLM chains, end to end over real sockets.
 
-A threaded HTTP server on 127.0.0.1 imitates the OpenRouter, Gemini and Anthropic APIs
-(their paths, keys, answer and error bodies, token usage) and answers each chain step as
-a test scripts it. A demo job runs through analysis, packaging and delivery with every
-provider base URL pointing at that server, so nothing leaves 127.0.0.1; the tests read
-what the providers were sent, the packages, the PDF and the channel messages.
+The fake providers (`tests/llm_fakes.py`: the OpenRouter, Gemini and Anthropic APIs on
+127.0.0.1) answer each chain step as a test scripts it. A demo job runs through analysis,
+packaging and delivery with every provider base URL pointing at that server, so nothing
+leaves 127.0.0.1; the tests read what the providers were sent, the packages, the PDF and
+the channel messages.
 """
 
 from __future__ import annotations
@@ -12,15 +12,10 @@ from __future__ import annotations
 import base64
 import io
 import json
-import re
-import sys
-import threading
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any
 
 import httpx
 import pytest
@@ -45,19 +40,21 @@ from metric_stream.models.report import ConsolidatedPackage, KpiPackage
 from metric_stream.services import cycle
 from metric_stream.services.stages import default_workers
 from tests.conftest import make_services
+from tests.llm_fakes import (
+    KEY,
+    PROVIDERS,
+    USAGE,
+    Call,
+    FakeProviders,
+    Reply,
+    error,
+    ok_body,
+)
 
-PROVIDERS: tuple[Provider, ...] = get_args(Provider)
-KEY = "sk-test-0123456789abcdef"
 ADMIN_KEY = "admin-key-for-llm-tests"
 OVERVIEW = "Overview: the market is calm and every indicator holds its range."
 FAST_RETRIES = RetryPolicy(retries=2, delays_s=[0, 0])
-USAGE: dict[Provider, tuple[int, int]] = {
-    "gemini": (300, 20), "openrouter": (120, 30), "anthropic": (200, 40)}
-"""(input, output) tokens each provider reports for an answer, unless a test says else."""
 DEFAULT_CHAIN_USAGE = (300 + 120 + 200 + 200, 20 + 30 + 40 + 40)  # image..synthesis
-MODELS: dict[Provider, str] = {
-    "openrouter": "openai/gpt-4o-mini", "gemini": "gemini-2.5-flash",
-    "anthropic": "claude-sonnet-4-5"}
 ANTHROPIC_ONLY = AnalysisChain(steps=[
     AnalysisStep(kind="numerical", provider="anthropic", model="claude-haiku-4-5",
                  prompt={"task": "Interpret the computed statistics."}),
@@ -71,87 +68,7 @@ def synthesis_of(kpi_id: str) -> str:
     return f"Synthesis of {kpi_id}: momentum holds above its 30-day average."
 
 
-# --- the fake providers ------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Reply:
-    status: int = 200
-    body: Mapping[str, Any] | bytes = field(default_factory=dict)
-    """JSON, or raw bytes."""
-    headers: Mapping[str, str] = field(default_factory=dict)
-    delay_s: float = 0.0
-
-
-@dataclass(frozen=True)
-class Call:
-    """One request as the server received it."""
-
-    provider: Provider
-    path: str
-    headers: dict[str, str]
-    """Lower-case names."""
-    body: dict[str, Any]
-
-    @property
-    def parts(self) -> list[dict[str, Any]]:
-        """The user message's parts, images first and the step's text last."""
-        if self.provider == "gemini":
-            parts: list[dict[str, Any]] = self.body["contents"][0]["parts"]
-            return parts
-        messages = self.body["messages"]
-        user: list[dict[str, Any]] = messages[-1]["content"]
-        return user
-
-    @property
-    def prompt(self) -> dict[str, Any]:
-        """The step's user text, which the chain writes as JSON."""
-        prompt: dict[str, Any] = json.loads(self.parts[-1]["text"])
-        return prompt
-
-    @property
-    def step(self) -> str:
-        return str(self.prompt["step"])
-
-    @property
-    def kpi_id(self) -> str | None:
-        """The KPI the chain reads; None for the consolidated chain."""
-        kpi_id = self.prompt["kpi"].get("id")
-        return None if kpi_id is None else str(kpi_id)
-
-
-Responder = Callable[[Call], Reply]
-
-
-def ok_body(provider: Provider, text: str, tokens: tuple[int, int] | None = None
-            ) -> dict[str, Any]:
-    tokens_in, tokens_out = tokens or USAGE[provider]
-    model = MODELS[provider]
-    if provider == "openrouter":
-        return {"id": "gen-1", "object": "chat.completion", "model": model,
-                "choices": [{"index": 0, "finish_reason": "stop",
-                             "message": {"role": "assistant", "content": text}}],
-                "usage": {"prompt_tokens": tokens_in, "completion_tokens": tokens_out,
-                          "total_tokens": tokens_in + tokens_out}}
-    if provider == "gemini":
-        return {"candidates": [{"content": {"role": "model", "parts": [{"text": text}]},
-                                "finishReason": "STOP", "index": 0}],
-                "usageMetadata": {"promptTokenCount": tokens_in,
-                                  "candidatesTokenCount": tokens_out,
-                                  "totalTokenCount": tokens_in + tokens_out},
-                "modelVersion": model}
-    return {"id": "msg_01", "type": "message", "role": "assistant", "model": model,
-            "content": [{"type": "text", "text": text}], "stop_reason": "end_turn",
-            "usage": {"input_tokens": tokens_in, "output_tokens": tokens_out}}
-
-
-def error(provider: Provider, status: int, message: str) -> Reply:
-    if provider == "openrouter":
-        return Reply(status, {"error": {"message": message, "code": status}})
-    if provider == "gemini":
-        return Reply(status, {"error": {"code": status, "message": message,
-                                        "status": "INTERNAL"}})
-    return Reply(status, {"type": "error", "error": {"type": "api_error", "message": message}})
-
+# --- what the models answer --------------------------------------------------------------
 
 def text_for(call: Call) -> str:
     """What a well-behaved model answers: the synthesis names its KPI."""
@@ -164,149 +81,12 @@ def answer(call: Call) -> Reply:
     return Reply(body=ok_body(call.provider, text_for(call)))
 
 
-_GEMINI_PATH = re.compile(r"/v1beta/models/[^/:]+:generateContent")
-
-
-def _route(path: str) -> Provider | None:
-    if path == "/api/v1/chat/completions":
-        return "openrouter"
-    if _GEMINI_PATH.fullmatch(path):
-        return "gemini"
-    if path == "/v1/messages":
-        return "anthropic"
-    return None
-
-
-def _authenticated(call: Call) -> bool:
-    headers = call.headers
-    if call.provider == "openrouter":
-        return headers.get("authorization") == f"Bearer {KEY}"
-    if call.provider == "gemini":
-        return headers.get("x-goog-api-key") == KEY
-    return headers.get("x-api-key") == KEY and "anthropic-version" in headers
-
-
-class FakeProviders:
-    """The three providers' APIs on one local server. `respond` answers each call;
-    the server records every call and the most requests it held at once."""
-
-    def __init__(self) -> None:
-        self.calls: list[Call] = []
-        self.respond: Responder = answer
-        self.delay_s = 0.0
-        self.max_in_flight = 0
-        self.closing = threading.Event()
-        self._in_flight = 0
-        self._lock = threading.Lock()
-        self._server = _Server(("127.0.0.1", 0), _Handler, self)
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.05})
-        self._thread.start()
-
-    def base_url(self, provider: Provider) -> str:
-        host, port = self._server.server_address[:2]
-        paths: dict[Provider, str] = {
-            "openrouter": "/api/v1", "gemini": "/v1beta", "anthropic": "/v1"}
-        return f"http://{host!s}:{port}{paths[provider]}"
-
-    def reset(self) -> None:
-        with self._lock:
-            self.calls.clear()
-            self.respond = answer
-            self.delay_s = 0.0
-            self.max_in_flight = 0
-
-    def of(self, provider: Provider | None = None, *, step: str | None = None,
-           kpi_id: str | None = None) -> list[Call]:
-        with self._lock:
-            calls = list(self.calls)
-        return [c for c in calls if (provider is None or c.provider == provider)
-                and (step is None or c.step == step)
-                and (kpi_id is None or c.kpi_id == kpi_id)]
-
-    def enter(self, call: Call) -> Reply:
-        with self._lock:
-            self.calls.append(call)
-            self._in_flight += 1
-            self.max_in_flight = max(self.max_in_flight, self._in_flight)
-            respond, delay_s = self.respond, self.delay_s
-        if not _authenticated(call):
-            return error(call.provider, 401, "invalid API key")
-        reply = respond(call)
-        return reply if reply.delay_s or not delay_s else Reply(
-            reply.status, reply.body, reply.headers, delay_s)
-
-    def leave(self) -> None:
-        with self._lock:
-            self._in_flight -= 1
-
-    def close(self) -> None:
-        self.closing.set()  # wakes the slow replies, so closing does not wait for them
-        self._server.shutdown()
-        self._server.server_close()  # joins the request threads
-        self._thread.join()
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = False  # server_close() joins every request thread
-
-    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler],
-                 fake: FakeProviders) -> None:
-        self.fake = fake
-        super().__init__(address, handler)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that timed out has closed its socket before the reply is written.
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            super().handle_error(request, client_address)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def do_POST(self) -> None:
-        raw = self.rfile.read(int(self.headers.get("content-length", "0")))
-        path = self.path.partition("?")[0]
-        provider = _route(path)
-        if provider is None:
-            self._send(Reply(404, {"error": {"message": f"no route {path}"}}))
-            return
-        fake, call = self.server.fake, Call(
-            provider, path, {k.lower(): v for k, v in self.headers.items()}, json.loads(raw))
-        try:
-            reply = fake.enter(call)
-            if reply.delay_s and fake.closing.wait(reply.delay_s):
-                return
-            self._send(reply)
-        finally:
-            fake.leave()
-
-    def _send(self, reply: Reply) -> None:
-        raw = isinstance(reply.body, bytes)
-        data = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
-        try:
-            self.send_response(reply.status)
-            if not raw:
-                self.send_header("Content-Type", "application/json")
-            for name, value in reply.headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-        except ConnectionError:
-            pass  # the client gave up waiting
-
-
 # --- fixtures and helpers ----------------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[FakeProviders]:
-    fake = FakeProviders()
-    yield fake
-    fake.close()
+    with FakeProviders(answer) as fake:
+        yield fake
 
 
 @pytest.fixture

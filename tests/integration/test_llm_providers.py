@@ -1,22 +1,16 @@
 """The LLM provider clients over real sockets.
 
-A threaded HTTP server on 127.0.0.1 imitates the OpenRouter, Gemini and Anthropic APIs:
-their paths, their authentication, their answer and error bodies. It records what each
-client sent and answers as a test scripts it. Nothing leaves 127.0.0.1.
+The fake providers (`tests/llm_fakes.py`: the OpenRouter, Gemini and Anthropic APIs on
+127.0.0.1, their paths, authentication, answer and error bodies) record what each client
+sent and answer as a test scripts it. Nothing leaves 127.0.0.1.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import re
-import threading
-from collections import deque
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, get_args
-from urllib.parse import parse_qs, urlsplit
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -35,17 +29,23 @@ from metric_stream.llm import (
     run_chain,
 )
 from metric_stream.models.config import AnalysisChain, Provider, RetryConfig
+from tests.llm_fakes import (
+    ANTHROPIC_TYPE,
+    GOOGLE_STATUS,
+    KEY,
+    MODELS,
+    PROVIDERS,
+    FakeProviders,
+    Reply,
+    error,
+    error_body,
+    ok,
+    ok_body,
+)
 
-PROVIDERS: tuple[Provider, ...] = get_args(Provider)
-KEY = "sk-test-0123456789abcdef"
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDRfake-chart"
 PNG_B64 = base64.b64encode(PNG).decode()
 POLICY = RetryConfig().llm  # 2 retries, after 2 s and 4 s
-MODELS: dict[Provider, str] = {
-    "openrouter": "openai/gpt-4o-mini",
-    "gemini": "gemini-2.5-flash",
-    "anthropic": "claude-sonnet-4-5",
-}
 CHAIN = AnalysisChain()
 CONTEXT = ChainContext(name="BTC price", unit="USD", kpi_id="btc-price",
                        analytics={"latest": 97000.5, "change7d": 0.042},
@@ -56,216 +56,12 @@ SLOW_S = 2.0
 """How long a slow reply waits: far past the short timeout; cut short at shutdown."""
 
 
-# --- the fake providers ------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Reply:
-    status: int = 200
-    body: Mapping[str, Any] | list[Any] | bytes | None = None
-    """JSON, or raw bytes; `None` is the provider's usual answer, "Fine."."""
-    headers: Mapping[str, str] = field(default_factory=dict)
-    delay_s: float = 0.0
-
-
-@dataclass(frozen=True)
-class Seen:
-    """One request as the server received it."""
-
-    provider: Provider
-    path: str
-    query: dict[str, list[str]]
-    headers: dict[str, str]
-    """Lower-case names."""
-    body: dict[str, Any]
-
-
-def ok_body(provider: Provider, text: str | None = "Fine.") -> dict[str, Any]:
-    model = MODELS[provider]
-    if provider == "openrouter":
-        return {
-            "id": "gen-1", "object": "chat.completion", "model": model,
-            "choices": [{"index": 0, "finish_reason": "stop",
-                         "message": {"role": "assistant", "content": text}}],
-            "usage": {"prompt_tokens": 120, "completion_tokens": 30, "total_tokens": 150},
-        }
-    if provider == "gemini":
-        parts = [] if text is None else [{"text": text}]
-        return {
-            "candidates": [{"content": {"role": "model", "parts": parts},
-                            "finishReason": "STOP", "index": 0}],
-            "usageMetadata": {"promptTokenCount": 300, "candidatesTokenCount": 20,
-                              "totalTokenCount": 320},
-            "modelVersion": model,
-        }
-    return {
-        "id": "msg_01", "type": "message", "role": "assistant", "model": model,
-        "content": [] if text is None else [{"type": "text", "text": text}],
-        "stop_reason": "end_turn",
-        "usage": {"input_tokens": 200, "output_tokens": 40},
-    }
-
-
-def ok(provider: Provider, text: str | None = "Fine.") -> Reply:
-    return Reply(body=ok_body(provider, text))
-
-
-_GOOGLE_STATUS = {400: "INVALID_ARGUMENT", 403: "PERMISSION_DENIED", 429: "RESOURCE_EXHAUSTED",
-                  500: "INTERNAL", 503: "UNAVAILABLE"}
-_ANTHROPIC_TYPE = {400: "invalid_request_error", 401: "authentication_error",
-                   403: "permission_error", 429: "rate_limit_error", 500: "api_error",
-                   529: "overloaded_error"}
-
-
-def error_body(provider: Provider, status: int, message: str) -> dict[str, Any]:
-    if provider == "openrouter":
-        return {"error": {"message": message, "code": status}}
-    if provider == "gemini":
-        return {"error": {"code": status, "message": message, "status": _GOOGLE_STATUS[status]}}
-    return {"type": "error", "error": {"type": _ANTHROPIC_TYPE[status], "message": message}}
-
-
-def error(provider: Provider, status: int, message: str, **headers: str) -> Reply:
-    return Reply(status, error_body(provider, status, message),
-                 {k.replace("_", "-"): v for k, v in headers.items()})
-
-
-_GEMINI_PATH = re.compile(r"/v1beta/models/(?P<model>[^/:]+):generateContent")
-
-
-def _route(path: str) -> Provider | None:
-    if path == "/api/v1/chat/completions":
-        return "openrouter"
-    if _GEMINI_PATH.fullmatch(path):
-        return "gemini"
-    if path == "/v1/messages":
-        return "anthropic"
-    return None
-
-
-def _auth_error(seen: Seen) -> Reply | None:
-    """The provider's answer to a missing or wrong key, as the real APIs give it."""
-    headers, provider = seen.headers, seen.provider
-    if provider == "openrouter" and headers.get("authorization") != f"Bearer {KEY}":
-        return error(provider, 401, "No auth credentials found")
-    if provider == "gemini" and KEY not in (headers.get("x-goog-api-key"),
-                                            *seen.query.get("key", ())):
-        return error(provider, 400, "API key not valid. Please pass a valid API key.")
-    if provider == "anthropic" and (headers.get("x-api-key") != KEY
-                                    or "anthropic-version" not in headers):
-        return error(provider, 401, "invalid x-api-key")
-    return None
-
-
-class FakeProviders:
-    """The three providers' APIs on one local server; replies are scripted per provider."""
-
-    def __init__(self) -> None:
-        self.seen: list[Seen] = []
-        self.closing = threading.Event()
-        self._script: dict[Provider, deque[Reply]] = {p: deque() for p in PROVIDERS}
-        self._lock = threading.Lock()
-        self._server = _Server(("127.0.0.1", 0), _Handler, self)
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.05})
-        self._thread.start()
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def base_url(self, provider: Provider) -> str:
-        paths: dict[Provider, str] = {
-            "openrouter": "/api/v1", "gemini": "/v1beta", "anthropic": "/v1"}
-        return self.url + paths[provider]
-
-    def script(self, provider: Provider, *replies: Reply) -> None:
-        with self._lock:
-            self._script[provider].extend(replies)
-
-    def reset(self) -> None:
-        with self._lock:
-            self.seen.clear()
-            for replies in self._script.values():
-                replies.clear()
-
-    def unused(self) -> dict[Provider, int]:
-        with self._lock:
-            return {p: len(r) for p, r in self._script.items() if r}
-
-    def answer(self, seen: Seen) -> Reply:
-        with self._lock:
-            self.seen.append(seen)
-            auth_error = _auth_error(seen)
-            if auth_error is not None:
-                return auth_error
-            script = self._script[seen.provider]
-            return script.popleft() if script else ok(seen.provider)
-
-    def close(self) -> None:
-        self.closing.set()  # wakes the slow replies, so closing does not wait for them
-        self._server.shutdown()
-        self._server.server_close()  # joins the request threads
-        self._thread.join()
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = False  # server_close() joins every request thread
-
-    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler],
-                 fake: FakeProviders) -> None:
-        self.fake = fake
-        super().__init__(address, handler)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that timed out has closed its socket before the slow reply is written.
-        pass
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def do_POST(self) -> None:
-        url = urlsplit(self.path)
-        raw = self.rfile.read(int(self.headers.get("content-length", "0")))
-        provider = _route(url.path)
-        if provider is None:
-            self._send(Reply(404, {"error": {"message": f"no route {url.path}"}}))
-            return
-        seen = Seen(provider=provider, path=url.path, query=parse_qs(url.query),
-                    headers={k.lower(): v for k, v in self.headers.items()},
-                    body=json.loads(raw))
-        reply = self.server.fake.answer(seen)
-        if reply.delay_s and self.server.fake.closing.wait(reply.delay_s):
-            return
-        self._send(reply)
-
-    def _send(self, reply: Reply) -> None:
-        raw = isinstance(reply.body, bytes)
-        data = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
-        try:
-            self.send_response(reply.status)
-            if not raw:
-                self.send_header("Content-Type", "application/json")
-            for name, value in reply.headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-
-
 # --- fixtures ----------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[FakeProviders]:
-    fake = FakeProviders()
-    yield fake
-    fake.close()
+    with FakeProviders(lambda call: ok(call.provider)) as fake:
+        yield fake
 
 
 @pytest.fixture
@@ -323,7 +119,7 @@ def test_openrouter_sends_an_openai_chat_with_a_data_url_image(
     fake: FakeProviders, client_for: ClientFactory
 ) -> None:
     answer = client_for("openrouter").complete(request_for("openrouter"))
-    [seen] = fake.seen
+    [seen] = fake.calls
     assert seen.path == "/api/v1/chat/completions"
     assert seen.headers["authorization"] == f"Bearer {KEY}"
     assert seen.headers["content-type"] == "application/json"
@@ -344,7 +140,7 @@ def test_gemini_sends_inline_data_and_the_key_in_a_header(
     fake: FakeProviders, client_for: ClientFactory
 ) -> None:
     answer = client_for("gemini").complete(request_for("gemini"))
-    [seen] = fake.seen
+    [seen] = fake.calls
     assert seen.path == "/v1beta/models/gemini-2.5-flash:generateContent"
     assert seen.headers["x-goog-api-key"] == KEY
     assert "key" not in seen.query
@@ -366,7 +162,7 @@ def test_anthropic_sends_a_base64_image_source(
     fake: FakeProviders, client_for: ClientFactory
 ) -> None:
     answer = client_for("anthropic").complete(request_for("anthropic"))
-    [seen] = fake.seen
+    [seen] = fake.calls
     assert seen.path == "/v1/messages"
     assert seen.headers["x-api-key"] == KEY
     assert seen.headers["anthropic-version"] == "2023-06-01"
@@ -392,7 +188,7 @@ def test_a_wrong_key_is_refused_once_and_not_retried(
         complete_with_retries(client, request_for(provider), policy=POLICY, sleep=sleeps.append)
     assert info.value.status in (400, 401)
     assert not info.value.retryable
-    assert len(fake.seen) == 1
+    assert len(fake.calls) == 1
     assert sleeps == []
 
 
@@ -406,8 +202,8 @@ def test_429_waits_the_retry_after_then_answers(
     answer = complete_with_retries(client_for(provider), request_for(provider),
                                    policy=POLICY, sleep=sleeps.append)
     assert answer.text == "Second time lucky."
-    assert len(fake.seen) == 2
-    assert fake.seen[0].body == fake.seen[1].body
+    assert len(fake.calls) == 2
+    assert fake.calls[0].body == fake.calls[1].body
     assert sleeps == [3.0]
 
 
@@ -435,13 +231,13 @@ def test_the_providers_error_is_in_the_message_and_the_key_is_not(
         complete_with_retries(client, request_for(provider), policy=POLICY, sleep=sleeps.append)
     failure = info.value
     assert (failure.provider, failure.status, failure.retryable) == (provider, status, False)
-    expected = {"openrouter": "", "gemini": f"{_GOOGLE_STATUS[status]}: ",
-                "anthropic": f"{_ANTHROPIC_TYPE[status]}: "}[provider]
+    expected = {"openrouter": "", "gemini": f"{GOOGLE_STATUS[status]}: ",
+                "anthropic": f"{ANTHROPIC_TYPE[status]}: "}[provider]
     assert failure.message == f"{expected}Key *** may not use this model"
     assert KEY not in str(failure)
     assert KEY not in repr(failure)
     assert KEY not in repr(client)
-    assert len(fake.seen) == 1
+    assert len(fake.calls) == 1
     assert sleeps == []
 
 
@@ -463,7 +259,7 @@ def test_server_errors_are_retried_then_fail_after_the_policy_retries(
                               policy=POLICY, sleep=sleeps.append)
     assert (info.value.status, info.value.retryable) == (status, True)
     assert message in str(info.value)
-    assert len(fake.seen) == POLICY.retries + 1
+    assert len(fake.calls) == POLICY.retries + 1
     assert sleeps == [2.0, 4.0]
 
 
@@ -481,7 +277,7 @@ def test_a_timeout_is_a_retryable_error(
     answer = complete_with_retries(client, request_for(provider),
                                    policy=POLICY, sleep=sleeps.append)
     assert answer.text == "In time."
-    assert len(fake.seen) == 3
+    assert len(fake.calls) == 3
     assert sleeps == [2.0]
 
 
@@ -596,7 +392,7 @@ def test_json_of_the_wrong_shape_is_not_retried(
         complete_with_retries(client_for(provider), request_for(provider),
                               policy=POLICY, sleep=sleeps.append)
     assert (info.value.status, info.value.retryable) == (200, False)
-    assert len(fake.seen) == 1
+    assert len(fake.calls) == 1
 
 
 def test_openrouter_error_inside_a_200_takes_its_code(
@@ -647,7 +443,7 @@ def test_the_chain_runs_against_all_three_providers_within_its_budget(
     assert result.status == "ok"
     assert [s.provider for s in result.steps] == ["gemini", "openrouter", "anthropic",
                                                   "anthropic"]
-    assert [s.path for s in fake.seen] == [
+    assert [s.path for s in fake.calls] == [
         "/v1beta/models/gemini-2.5-flash:generateContent", "/api/v1/chat/completions",
         "/v1/messages", "/v1/messages"]
     assert (result.input_tokens, result.output_tokens) == (300 + 120 + 200 + 200,

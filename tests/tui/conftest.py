@@ -1,18 +1,27 @@
 """The admin console under test: a LocalClient on an embedded store in the test's own
 folder (so the section bar reads `local store home`), seeded with the demo registry, a
 year of its history and three jobs at fixed times; a ManualClock everywhere; the live
-refresh off and the cursor still, so that what is on screen depends on nothing else."""
+refresh off and the cursor still, so that what is on screen depends on nothing else.
+
+And the steps the console's tests share: run the app on a section (`Console.run`), find
+the screen on top, select a row of a list, fill a form, read a field's error."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
+from textual.app import App
+from textual.dom import DOMNode
+from textual.pilot import Pilot
+from textual.screen import Screen
+from textual.widgets import Input
 
 from metric_stream.bootstrap import Services, build_services
 from metric_stream.clock import ManualClock
@@ -25,7 +34,11 @@ from metric_stream.services.runner import prepare_demo
 from metric_stream.settings import Settings
 from metric_stream_tui.app import AdminApp
 from metric_stream_tui.client import LocalClient, Reply
+from metric_stream_tui.screens.base import ListScreen
+from metric_stream_tui.widgets import FormField
 
+SIZE = (120, 40)
+"""The terminal the console's tests run in."""
 NOW = datetime(2026, 11, 29, 9, 30, tzinfo=UTC)
 COMPLETE = "trace_20261128_060000_a1b2c3"
 PARTIAL = "trace_20261129_060000_d4e5f6"
@@ -129,6 +142,15 @@ class Console:
         settings.update(options)
         return AdminApp(client or self.client, **settings)
 
+    @asynccontextmanager
+    async def run(self, client: Any = None,
+                  **options: Any) -> AsyncIterator[tuple[AdminApp, Pilot[None]]]:
+        """`app(client, **options)` running at SIZE, once its first data is shown."""
+        app = self.app(client, **options)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            yield app, pilot
+
 
 def local_console(*, demo: bool = True, jobs: bool = True,
                   client_type: type[LocalClient] = LocalClient) -> Console:
@@ -192,3 +214,44 @@ async def settle(pilot: Any) -> None:
         await asyncio.gather(*(w.wait() for w in busy), return_exceptions=True)
         await pilot.pause()
     await pilot.pause()
+
+
+S = TypeVar("S", bound=Screen[Any])
+
+
+def screen_of(app: App[Any], kind: type[S]) -> S:
+    """The screen on top, which must be a `kind`."""
+    screen = app.screen
+    assert isinstance(screen, kind)
+    return screen
+
+
+def ids_shown(app: App[Any]) -> list[str]:
+    """The keys of the rows the list on top shows, in order."""
+    table = screen_of(app, ListScreen).table
+    return [str(table.coordinate_to_cell_key((row, 0)).row_key.value)
+            for row in range(table.row_count)]
+
+
+async def select(pilot: Pilot[Any], key: str) -> None:
+    """Put the cursor of the list on top on the row of `key`."""
+    table = screen_of(pilot.app, ListScreen).table
+    table.move_cursor(row=table.get_row_index(key))
+    await pilot.pause()
+
+
+def fill(node: DOMNode, **values: str) -> None:
+    """Set the inputs of `node` (a form, a screen) by id."""
+    for name, value in values.items():
+        node.query_one(f"#{name}", Input).value = value
+
+
+def error_of(node: DOMNode, name: str) -> str:
+    """The reason shown under the field `name`, or "" when there is none."""
+    field = node.query_one(f"#field-{name}", FormField)
+    return str(field.error.render()) if field.has_class("-invalid") else ""
+
+
+def notes(app: App[Any]) -> list[str]:
+    """The messages of the notifications shown."""
+    return [str(n.message) for n in app._notifications]

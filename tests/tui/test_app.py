@@ -14,14 +14,9 @@ from metric_stream_tui.screens.jobs import JobsScreen
 from metric_stream_tui.screens.kpis import KpisScreen
 from metric_stream_tui.screens.schedules import SchedulesScreen
 from metric_stream_tui.widgets import ConnectionBanner
-from tests.tui.conftest import Console, FailingClient, settle
+from tests.tui.conftest import SIZE, Console, FailingClient, notes, settle
 
 pytestmark = pytest.mark.anyio
-SIZE = (120, 40)
-
-
-def notes(app: object) -> list[str]:
-    return [str(n.message) for n in app._notifications]  # type: ignore[attr-defined]
 
 
 async def test_number_keys_switch_sections_and_keep_their_state(console: Console) -> None:
@@ -97,9 +92,7 @@ async def test_help_lists_the_keys_of_the_current_screen(console: Console) -> No
 async def test_a_server_error_is_told_and_the_screen_stays_usable(console: Console) -> None:
     body = b'{"error":{"code":"internal_error","message":"internal error; quote request id 5f3a"}}'
     client = FailingClient(console, {"GET /api/kpis": Reply(500, "application/json", body)})
-    app = console.app(client, start="kpis")
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+    async with console.run(client, start="kpis") as (app, pilot):
         assert any("quote request id 5f3a" in n for n in notes(app))
         assert app.screen.table.row_count == 0
         del client.failures["GET /api/kpis"]
@@ -111,9 +104,7 @@ async def test_a_server_error_is_told_and_the_screen_stays_usable(console: Conso
 async def test_401_says_which_key_is_wrong(console: Console) -> None:
     body = b'{"error":{"code":"unauthorized","message":"authentication failed"}}'
     client = FailingClient(console, {"GET /api/jobs": Reply(401, "application/json", body)})
-    app = console.app(client, start="jobs")
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+    async with console.run(client, start="jobs") as (app, pilot):
         (message,) = [n for n in notes(app) if "authentication failed" in n]
         assert "METRIC_STREAM_ADMIN_KEY" in message
         await pilot.press("2")
@@ -124,9 +115,7 @@ async def test_401_says_which_key_is_wrong(console: Console) -> None:
 async def test_a_timeout_is_told_and_a_retry_works(console: Console) -> None:
     client = FailingClient(console, {"GET /api/jobs": RequestTimedOut(
         "http://api.example did not answer GET /api/jobs in time")})
-    app = console.app(client, start="jobs")
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+    async with console.run(client, start="jobs") as (app, pilot):
         assert any("did not answer GET /api/jobs in time" in n for n in notes(app))
         assert not app.offline  # a slow answer is not a lost connection
         del client.failures["GET /api/jobs"]
@@ -157,18 +146,14 @@ async def test_a_lost_connection_shows_a_banner_and_comes_back(console: Console)
 
 
 async def test_nothing_is_typed_into_a_hidden_filter(console: Console) -> None:
-    app = console.app(start="kpis")
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+    async with console.run(start="kpis") as (app, pilot):
         assert isinstance(app.focused, DataTable)
         await pilot.press("slash")
         assert isinstance(app.focused, Input)
 
 
 async def test_the_mouse_switches_sections_and_sorts(console: Console) -> None:
-    app = console.app(start="kpis")
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+    async with console.run(start="kpis") as (app, pilot):
         bar = str(app.screen.query_one("#sections").render())
         await pilot.click("#sections", offset=(bar.index("3 Jobs"), 0))
         await settle(pilot)

@@ -10,31 +10,21 @@ import json
 import pytest
 from textual.widgets import Checkbox, Input, Static, TextArea
 
-from metric_stream_tui.app import AdminApp
 from metric_stream_tui.client import Reply
 from metric_stream_tui.modals import ConfirmModal
 from metric_stream_tui.screens.config import ConfigScreen, field_of, parse_chains, parse_text
 from metric_stream_tui.screens.config import Setting as ConfigSetting
-from metric_stream_tui.widgets import FormField
-from tests.tui.conftest import Console, FailingClient, settle
+from tests.tui.conftest import (
+    Console,
+    FailingClient,
+    error_of,
+    fill,
+    notes,
+    screen_of,
+    settle,
+)
 
 pytestmark = pytest.mark.anyio
-SIZE = (120, 40)
-
-
-def config_screen(app: AdminApp) -> ConfigScreen:
-    assert isinstance(app.screen, ConfigScreen)
-    return app.screen
-
-
-def fill(screen: ConfigScreen, **values: str) -> None:
-    for name, value in values.items():
-        screen.query_one(f"#{name}", Input).value = value
-
-
-def error_of(screen: ConfigScreen, name: str) -> str:
-    field = screen.query_one(f"#field-{name}", FormField)
-    return str(field.error.render()) if field.has_class("-invalid") else ""
 
 
 def problem_of(screen: ConfigScreen) -> str:
@@ -42,15 +32,9 @@ def problem_of(screen: ConfigScreen) -> str:
     return "" if problem.has_class("-empty") else str(problem.render())
 
 
-def notes(app: AdminApp) -> list[str]:
-    return [str(n.message) for n in app._notifications]
-
-
 async def test_shows_the_stored_config(console: Console) -> None:
-    app = console.app(start="config")
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        screen = config_screen(app)
+    async with console.run(start="config") as (app, _):
+        screen = screen_of(app, ConfigScreen)
         assert screen.query_one("#retry-llm-delaysS", Input).value == "2, 4"
         assert screen.query_one("#lifecycle-fanInTimeoutS", Input).value == "1800"
         assert screen.query_one("#llm-consolidated", Checkbox).value is True
@@ -64,10 +48,8 @@ async def test_shows_the_stored_config(console: Console) -> None:
 async def test_an_invalid_value_shows_the_api_error_inline_and_saves_nothing(
         console: Console) -> None:
     before = console.services.config.get()
-    app = console.app(start="config")
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        screen = config_screen(app)
+    async with console.run(start="config") as (app, pilot):
+        screen = screen_of(app, ConfigScreen)
         # three retries for the LLM, but only two waits; a fan-in timeout below 10 s
         fill(screen, **{"retry-llm-retries": "3", "lifecycle-fanInTimeoutS": "5"})
         await pilot.press("ctrl+s")
@@ -86,10 +68,8 @@ async def test_an_invalid_value_shows_the_api_error_inline_and_saves_nothing(
 
 
 async def test_a_valid_edit_is_saved_whole(console: Console) -> None:
-    app = console.app(start="config")
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        screen = config_screen(app)
+    async with console.run(start="config") as (app, pilot):
+        screen = screen_of(app, ConfigScreen)
         fill(screen, **{"retry-llm-retries": "3", "retry-llm-delaysS": "2, 4, 8",
                         "llm-temperature": "0.5", "delivery-storageAlertBytes": "1000000"})
         screen.query_one("#lifecycle-deliverPartial", Checkbox).value = False
@@ -110,10 +90,8 @@ async def test_a_valid_edit_is_saved_whole(console: Console) -> None:
 
 async def test_chains_with_a_syntax_error_are_not_sent(console: Console) -> None:
     client = FailingClient(console, {})
-    app = console.app(client, start="config")
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        screen = config_screen(app)
+    async with console.run(client, start="config") as (app, pilot):
+        screen = screen_of(app, ConfigScreen)
         area = screen.query_one("#analysisChains", TextArea)
         area.load_text('{\n  "default": {\n    "steps": []\n  }\n  "fast": {}\n}')
         await pilot.press("ctrl+s")
@@ -126,10 +104,8 @@ async def test_chains_with_a_syntax_error_are_not_sent(console: Console) -> None
 
 
 async def test_chains_the_api_refuses_show_its_message(console: Console) -> None:
-    app = console.app(start="config")
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        screen = config_screen(app)
+    async with console.run(start="config") as (app, pilot):
+        screen = screen_of(app, ConfigScreen)
         area = screen.query_one("#analysisChains", TextArea)
         chains = json.loads(area.text)
         chains["default"]["steps"][1]["provider"] = "openai"
@@ -155,10 +131,8 @@ async def test_chains_the_api_refuses_show_its_message(console: Console) -> None
 async def test_a_server_error_is_a_notification(console: Console) -> None:
     client = FailingClient(console, {"PUT /api/config": Reply(
         500, body=b'{"error": {"code": "internal", "message": "the store is read-only"}}')})
-    app = console.app(client, start="config")
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        screen = config_screen(app)
+    async with console.run(client, start="config") as (app, pilot):
+        screen = screen_of(app, ConfigScreen)
         fill(screen, **{"llm-maxTokens": "2048"})
         await pilot.press("ctrl+s")
         await settle(pilot)
@@ -167,10 +141,8 @@ async def test_a_server_error_is_a_notification(console: Console) -> None:
 
 
 async def test_reload_asks_before_discarding_edits(console: Console) -> None:
-    app = console.app(start="config")
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        screen = config_screen(app)
+    async with console.run(start="config") as (app, pilot):
+        screen = screen_of(app, ConfigScreen)
         screen.query_one("#llm-consolidated", Checkbox).focus()
         fill(screen, **{"llm-maxTokens": "2048"})
         await pilot.press("r")
@@ -197,10 +169,8 @@ def test_field_texts_and_error_paths() -> None:
 
 
 async def test_number_keys_leave_and_come_back_to_the_edits(console: Console) -> None:
-    app = console.app(start="config")
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        screen = config_screen(app)
+    async with console.run(start="config") as (app, pilot):
+        screen = screen_of(app, ConfigScreen)
         await pilot.press("tab")  # into the first field: keys type there
         assert app.focused is screen.query_one("#retry-collection-retries", Input)
         await pilot.press("backspace", "5")

@@ -15,7 +15,6 @@ from metric_stream_tui.screens.job_detail import JobDetailScreen
 from tests.tui.conftest import NOW, PARTIAL, Console, local_console, settle
 
 pytestmark = pytest.mark.anyio
-SIZE = (120, 40)
 
 
 def card(app: AdminApp, card_id: str) -> str:
@@ -27,9 +26,7 @@ def recent(app: AdminApp) -> DataTable[object]:
 
 
 async def test_the_figures(console: Console) -> None:
-    app = console.app()
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+    async with console.run() as (app, _):
         assert "1 complete" in card(app, "card-jobs")
         assert "1 partial · 1 failed" in card(app, "card-jobs")
         assert "median 1 min 35 s" in card(app, "card-jobs")
@@ -52,9 +49,7 @@ async def test_live_refresh_pauses(console: Console) -> None:
         console.services.jobs.create(Job(trace_id=trace, kpi_ids=["demo-btc-price-usd"],
                                          created_at=NOW + timedelta(minutes=minutes)))
 
-    app = console.app(refresh_s=0.1)
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+    async with console.run(refresh_s=0.1) as (app, pilot):
         screen = app.screen
         assert isinstance(screen, DashboardScreen) and not screen.paused
         add_job("trace_live_1", 1)
@@ -78,9 +73,7 @@ async def test_live_refresh_pauses(console: Console) -> None:
 
 
 async def test_drill_into_a_recent_job(console: Console) -> None:
-    app = console.app()
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+    async with console.run() as (app, pilot):
         await pilot.press("enter")
         await settle(pilot)
         assert isinstance(app.screen, JobDetailScreen) and app.screen.trace_id == PARTIAL
@@ -91,9 +84,7 @@ async def test_drill_into_a_recent_job(console: Console) -> None:
 
 async def test_an_empty_store_says_how_to_get_data() -> None:
     console = local_console(demo=False)
-    app = console.app()
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+    async with console.run() as (app, pilot):
         hint = str(app.screen.query_one("#recent-box").border_subtitle)
         assert "metric-stream run --demo" in hint and "metric-stream tui --demo" in hint
         assert "no job yet" in card(app, "card-jobs")

@@ -10,7 +10,6 @@ import time
 from datetime import timedelta
 
 import pytest
-from textual.pilot import Pilot
 from textual.widgets import Input, Select
 
 from metric_stream.models.delivery import DeliveryEndpoint, EndpointHealth
@@ -19,12 +18,20 @@ from metric_stream_tui.client import Reply
 from metric_stream_tui.modals import ConfirmModal
 from metric_stream_tui.screens.endpoint_form import EndpointForm, SecretModal
 from metric_stream_tui.screens.endpoints import EndpointsScreen
-from metric_stream_tui.widgets import FormField
 from tests.delivery_sink import running_sink
-from tests.tui.conftest import NOW, Console, FailingClient, settle
+from tests.tui.conftest import (
+    NOW,
+    Console,
+    FailingClient,
+    error_of,
+    fill,
+    ids_shown,
+    screen_of,
+    select,
+    settle,
+)
 
 pytestmark = pytest.mark.anyio
-SIZE = (120, 40)
 MANY = 5_000
 
 
@@ -45,41 +52,12 @@ def endpoints(console: Console) -> Console:
     return console
 
 
-def screen_of(app: AdminApp) -> EndpointsScreen:
-    assert isinstance(app.screen, EndpointsScreen)
-    return app.screen
-
-
-def ids_shown(app: AdminApp) -> list[str]:
-    table = screen_of(app).table
-    return [str(table.coordinate_to_cell_key((row, 0)).row_key.value)
-            for row in range(table.row_count)]
-
-
 def row_of(app: AdminApp, endpoint_id: str) -> list[str]:
-    return [str(c) for c in screen_of(app).table.get_row(endpoint_id)]
-
-
-async def select(pilot: Pilot[None], endpoint_id: str) -> None:
-    table = screen_of(pilot.app).table
-    table.move_cursor(row=table.get_row_index(endpoint_id))
-    await pilot.pause()
-
-
-def fill(form: EndpointForm, **values: str) -> None:
-    for name, value in values.items():
-        form.query_one(f"#{name}", Input).value = value
-
-
-def error_of(form: EndpointForm, name: str) -> str:
-    field = form.query_one(f"#field-{name}", FormField)
-    return str(field.error.render()) if field.has_class("-invalid") else ""
+    return [str(c) for c in screen_of(app, EndpointsScreen).table.get_row(endpoint_id)]
 
 
 async def test_health_masked_urls_and_filter(endpoints: Console) -> None:
-    app = endpoints.app(start="endpoints")
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+    async with endpoints.run(start="endpoints") as (app, pilot):
         assert ids_shown(app) == ["chat-ops", "old-hook", "ops-hook", "team-mail"]
         assert row_of(app, "ops-hook")[1:5] == [
             "webhook", "https://hooks.example.com/***", "every report", "● ok"]
@@ -90,10 +68,11 @@ async def test_health_masked_urls_and_filter(endpoints: Console) -> None:
         assert old[2:5] == ["https://old.example.com/***?***", "1 KPI",
                             "✗ disabled: the service says the address is gone (HTTP 410)"]
         await select(pilot, "chat-ops")
-        details = str(screen_of(app).query_one("#details").render())
+        details = str(screen_of(app, EndpointsScreen).query_one("#details").render())
         assert "4 failures in a row" in details and "last error: HTTP 502" in details
         assert not any("s3cret" in cell or "ABCDEF" in cell
-                       for row in screen_of(app).rows for cell in map(str, row.values()))
+                       for row in screen_of(app, EndpointsScreen).rows
+                       for cell in map(str, row.values()))
         await pilot.press("slash", *"failing")
         assert ids_shown(app) == ["chat-ops"]
         await pilot.press("escape", "slash", *"email")
@@ -106,11 +85,9 @@ async def test_health_masked_urls_and_filter(endpoints: Console) -> None:
 @pytest.mark.filterwarnings("ignore:'imghdr' is deprecated:DeprecationWarning")
 async def test_add_with_invalid_urls_then_the_secret_once_then_a_test_send(
         endpoints: Console) -> None:
-    app = endpoints.app(start="endpoints")
     registry = endpoints.services.registry.endpoints
     with running_sink() as sink:
-        async with app.run_test(size=SIZE) as pilot:
-            await settle(pilot)
+        async with endpoints.run(start="endpoints") as (app, pilot):
             await pilot.press("a")
             form = app.screen
             assert isinstance(form, EndpointForm)
@@ -135,7 +112,7 @@ async def test_add_with_invalid_urls_then_the_secret_once_then_a_test_send(
             assert stored in str(modal.query_one("#secret").render())
             await pilot.press("escape")
             await settle(pilot)
-            screen = screen_of(app)
+            screen = screen_of(app, EndpointsScreen)
             assert screen.selected_key == "new-hook"
             assert not any("whsec_" in str(v) for row in screen.rows for v in row.values())
             assert " signed" in str(screen.query_one("#details").render())
@@ -160,13 +137,11 @@ async def test_a_failed_test_send_says_why(endpoints: Console) -> None:
     with running_sink() as sink:
         endpoints.services.registry.endpoints.create(DeliveryEndpoint(
             id="gone-hook", name="Gone", url=sink.on("/gone", status=410)))
-        app = endpoints.app(start="endpoints")
-        async with app.run_test(size=SIZE) as pilot:
-            await settle(pilot)
+        async with endpoints.run(start="endpoints") as (app, pilot):
             await select(pilot, "gone-hook")
             await pilot.press("t")
             await settle(pilot)
-            result = str(screen_of(app).query_one("#test-result").render())
+            result = str(screen_of(app, EndpointsScreen).query_one("#test-result").render())
             assert "✗ not delivered" in result and "HTTP 410" in result
             assert "the address is gone" in result
             assert any("not delivered" in str(n.message) and n.severity == "error"
@@ -177,23 +152,20 @@ async def test_a_failed_test_send_says_why(endpoints: Console) -> None:
 async def test_a_server_error_is_said_and_the_screen_stays_usable(endpoints: Console) -> None:
     failing = FailingClient(endpoints, {"POST /api/endpoints/ops-hook/test": Reply(
         500, body=b'{"error": {"code": "internal", "message": "the queue is on fire"}}')})
-    app = endpoints.app(failing, start="endpoints")
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+    async with endpoints.run(failing, start="endpoints") as (app, pilot):
         await select(pilot, "ops-hook")
         await pilot.press("t")
         await settle(pilot)
         assert any("the queue is on fire" in str(n.message) for n in app._notifications)
-        assert "could not be sent" in str(screen_of(app).query_one("#test-result").render())
+        assert "could not be sent" in str(
+            screen_of(app, EndpointsScreen).query_one("#test-result").render())
         await pilot.press("down")
-        assert screen_of(app).selected_key == "team-mail"
+        assert screen_of(app, EndpointsScreen).selected_key == "team-mail"
 
 
 async def test_edit_keeps_the_stored_url_and_shows_kpi_errors(endpoints: Console) -> None:
-    app = endpoints.app(start="endpoints")
     registry = endpoints.services.registry.endpoints
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+    async with endpoints.run(start="endpoints") as (app, pilot):
         await select(pilot, "ops-hook")
         await pilot.press("enter")
         form = app.screen
@@ -215,7 +187,7 @@ async def test_edit_keeps_the_stored_url_and_shows_kpi_errors(endpoints: Console
         await settle(pilot)
         assert isinstance(app.screen, EndpointsScreen)
         assert row_of(app, "ops-hook")[3] == "2 KPIs"
-        details = str(screen_of(app).query_one("#details").render())
+        details = str(screen_of(app, EndpointsScreen).query_one("#details").render())
         assert "receives demo-btc-price-usd, demo-eth-price-usd" in details
     saved = registry.require("ops-hook")
     assert saved.url == "https://hooks.example.com/metric-stream/T0K3N"  # kept
@@ -224,10 +196,8 @@ async def test_edit_keeps_the_stored_url_and_shows_kpi_errors(endpoints: Console
 
 
 async def test_delete_asks_first(endpoints: Console) -> None:
-    app = endpoints.app(start="endpoints")
     registry = endpoints.services.registry.endpoints
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+    async with endpoints.run(start="endpoints") as (app, pilot):
         await select(pilot, "team-mail")
         await pilot.press("x")
         assert isinstance(app.screen, ConfirmModal)
@@ -247,10 +217,8 @@ async def test_five_thousand_endpoints_answer_a_key_at_once(console: Console) ->
         url=f"https://receiver-{n % 50}.example.com/hooks/{n}")) for n in range(MANY)]
     for start in range(0, len(puts), 500):
         services.records.put_many(puts[start:start + 500])
-    app = console.app(start="endpoints")
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        screen = screen_of(app)
+    async with console.run(start="endpoints") as (app, pilot):
+        screen = screen_of(app, EndpointsScreen)
         assert screen.table.row_count == MANY + 2
         took = []
         for _ in range(7):

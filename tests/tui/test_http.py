@@ -18,10 +18,9 @@ from textual.widgets import DataTable
 from metric_stream_tui.client import HttpClient
 from metric_stream_tui.screens.job_detail import JobDetailScreen
 from metric_stream_tui.screens.kpis import KpisScreen
-from tests.tui.conftest import PARTIAL, Console, settle
+from tests.tui.conftest import PARTIAL, SIZE, Console, settle
 
 ADMIN_KEY = "tui-admin-key-for-tests"
-SIZE = (120, 40)
 
 
 @pytest.fixture
@@ -54,9 +53,7 @@ def server(console: Console) -> Iterator[str]:
 
 @pytest.mark.anyio
 async def test_the_console_over_http(console: Console, server: str) -> None:
-    app = console.app(HttpClient(server, ADMIN_KEY), start="kpis")
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+    async with console.run(HttpClient(server, ADMIN_KEY), start="kpis") as (app, pilot):
         assert app.screen.query_one("#target").render().plain == server  # type: ignore[attr-defined]
         assert isinstance(app.screen, KpisScreen)
         assert app.screen.table.row_count == 7

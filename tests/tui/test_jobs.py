@@ -15,26 +15,26 @@ from metric_stream_tui.modals import ConfirmModal
 from metric_stream_tui.screens.job_detail import JobDetailScreen
 from metric_stream_tui.screens.jobs import JobsScreen
 from tests.delivery_sink import Sink, running_sink
-from tests.tui.conftest import COMPLETE, FAILED, FAILED_KPI, PARTIAL, Console, settle
+from tests.tui.conftest import (
+    COMPLETE,
+    FAILED,
+    FAILED_KPI,
+    PARTIAL,
+    Console,
+    screen_of,
+    settle,
+)
 
 pytestmark = pytest.mark.anyio
-SIZE = (120, 40)
 
 
 def text(app: AdminApp, selector: str) -> str:
     return str(app.screen.query_one(selector).render())
 
 
-def jobs_screen(app: AdminApp) -> JobsScreen:
-    assert isinstance(app.screen, JobsScreen)
-    return app.screen
-
-
 async def test_the_list_says_partial_plainly(console: Console) -> None:
-    app = console.app(start="jobs")
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        table = jobs_screen(app).table
+    async with console.run(start="jobs") as (app, pilot):
+        table = screen_of(app, JobsScreen).table
         rows = {str(table.coordinate_to_cell_key((r, 0)).row_key.value): table.get_row_at(r)
                 for r in range(table.row_count)}
         assert list(rows) == [PARTIAL, COMPLETE, FAILED]  # newest first
@@ -47,9 +47,7 @@ async def test_the_list_says_partial_plainly(console: Console) -> None:
 
 
 async def test_a_job_in_detail_and_back(console: Console) -> None:
-    app = console.app(start="jobs")
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+    async with console.run(start="jobs") as (app, pilot):
         await pilot.press("enter")
         await settle(pilot)
         detail = app.screen
@@ -79,9 +77,7 @@ async def test_a_job_in_detail_and_back(console: Console) -> None:
 
 
 async def test_run_now(console: Console) -> None:
-    app = console.app(start="jobs", demo=True)
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+    async with console.run(start="jobs", demo=True) as (app, pilot):
         await pilot.press("n")
         assert isinstance(app.screen, ConfirmModal)
         await pilot.press("y")
@@ -93,7 +89,7 @@ async def test_run_now(console: Console) -> None:
         assert detail.job is not None and detail.job["traceId"] == job.trace_id
         await pilot.press("escape")
         await settle(pilot)
-        assert jobs_screen(app).table.row_count == 4
+        assert screen_of(app, JobsScreen).table.row_count == 4
 
 
 @pytest.fixture
@@ -112,9 +108,7 @@ async def test_redeliver_where_it_failed(console: Console, sink: Sink) -> None:
         "retry": config.retry.model_copy(update={"delivery": RetryPolicy(retries=0,
                                                                          delays_s=[])}),
         "delivery": DeliveryConfig(timeout_s=2, jitter=0)}), console.clock.now())
-    app = console.app(start="jobs")
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+    async with console.run(start="jobs") as (app, pilot):
         await pilot.press("enter")
         await settle(pilot)
         await pilot.press("d")

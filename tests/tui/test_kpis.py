@@ -9,68 +9,35 @@ from pathlib import Path
 import pytest
 from textual.widgets import Input
 
-from metric_stream_tui.app import AdminApp
 from metric_stream_tui.modals import ConfirmModal
 from metric_stream_tui.screens.kpi_detail import KpiDetailScreen
 from metric_stream_tui.screens.kpi_form import KpiForm
 from metric_stream_tui.screens.kpi_import import KpiImport, complete_path
 from metric_stream_tui.screens.kpis import KpisScreen
-from metric_stream_tui.widgets import FormField
-from tests.tui.conftest import Console, settle
+from tests.tui.conftest import Console, error_of, fill, ids_shown, screen_of, select, settle
 
 pytestmark = pytest.mark.anyio
-SIZE = (120, 40)
-
-
-def kpis_screen(app: AdminApp) -> KpisScreen:
-    assert isinstance(app.screen, KpisScreen)
-    return app.screen
-
-
-def ids_shown(app: AdminApp) -> list[str]:
-    table = kpis_screen(app).table
-    return [str(table.coordinate_to_cell_key((row, 0)).row_key.value)
-            for row in range(table.row_count)]
-
-
-async def select(app: AdminApp, kpi_id: str) -> None:
-    screen = kpis_screen(app)
-    screen.table.move_cursor(row=screen.table.get_row_index(kpi_id))
-
-
-def fill(form: KpiForm, **values: str) -> None:
-    for name, value in values.items():
-        form.query_one(f"#{name}", Input).value = value
-
-
-def error_of(form: KpiForm, name: str) -> str:
-    field = form.query_one(f"#field-{name}", FormField)
-    return str(field.error.render()) if field.has_class("-invalid") else ""
 
 
 async def test_filter_and_sort(console: Console) -> None:
-    app = console.app(start="kpis")
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+    async with console.run(start="kpis") as (app, pilot):
         everything = ids_shown(app)
         assert everything == sorted(everything) and len(everything) == 7
         await pilot.press("slash", *"price")
         assert ids_shown(app) == ["demo-btc-price-usd", "demo-eth-price-usd"]
         await pilot.press("enter")  # back to the list, the filter kept
-        assert app.focused is kpis_screen(app).table
+        assert app.focused is screen_of(app, KpisScreen).table
         assert len(ids_shown(app)) == 2
         await pilot.press("escape")
         assert ids_shown(app) == everything
         await pilot.press("s")  # by name
-        names = [str(kpis_screen(app).table.get_row_at(r)[1])
-                 for r in range(kpis_screen(app).table.row_count)]
+        names = [str(screen_of(app, KpisScreen).table.get_row_at(r)[1])
+                 for r in range(screen_of(app, KpisScreen).table.row_count)]
         assert names == sorted(names, key=str.lower)
 
 
 async def test_add_a_kpi(console: Console) -> None:
-    app = console.app(start="kpis")
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+    async with console.run(start="kpis") as (app, pilot):
         await pilot.press("a")
         form = app.screen
         assert isinstance(form, KpiForm)
@@ -82,14 +49,12 @@ async def test_add_a_kpi(console: Console) -> None:
         saved = console.services.registry.kpis.require("sol-price")
         assert (saved.name, saved.unit, saved.analysis_config.low,
                 saved.analysis_config.high) == ("SOL price", "USD", 20.0, 400.0)
-        assert kpis_screen(app).selected_key == "sol-price"
+        assert screen_of(app, KpisScreen).selected_key == "sol-price"
 
 
 async def test_edit_with_invalid_values_shows_the_api_errors_inline(console: Console) -> None:
-    app = console.app(start="kpis")
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        await select(app, "demo-btc-price-usd")
+    async with console.run(start="kpis") as (app, pilot):
+        await select(pilot, "demo-btc-price-usd")
         await pilot.press("e")
         form = app.screen
         assert isinstance(form, KpiForm)
@@ -120,24 +85,20 @@ async def test_edit_with_invalid_values_shows_the_api_errors_inline(console: Con
 
 
 async def test_toggle_active(console: Console) -> None:
-    app = console.app(start="kpis")
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        await select(app, "demo-eth-price-usd")
+    async with console.run(start="kpis") as (app, pilot):
+        await select(pilot, "demo-eth-price-usd")
         await pilot.press("t")
         await settle(pilot)
         assert console.services.registry.kpis.require("demo-eth-price-usd").active is False
-        assert "off" in str(kpis_screen(app).table.get_row("demo-eth-price-usd")[-1])
+        assert "off" in str(screen_of(app, KpisScreen).table.get_row("demo-eth-price-usd")[-1])
         await pilot.press("t")
         await settle(pilot)
         assert console.services.registry.kpis.require("demo-eth-price-usd").active is True
 
 
 async def test_delete_asks_first(console: Console) -> None:
-    app = console.app(start="kpis")
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        await select(app, "demo-cbbi-multi")
+    async with console.run(start="kpis") as (app, pilot):
+        await select(pilot, "demo-cbbi-multi")
         await pilot.press("x")
         assert isinstance(app.screen, ConfirmModal)
         assert "the 3 KPIs it yields" in app.screen.question
@@ -150,10 +111,8 @@ async def test_delete_asks_first(console: Console) -> None:
 
 
 async def test_chart_ranges_series_and_back(console: Console) -> None:
-    app = console.app(start="kpis")
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        await select(app, "demo-cbbi-multi")
+    async with console.run(start="kpis") as (app, pilot):
+        await select(pilot, "demo-cbbi-multi")
         await pilot.press("enter")
         await settle(pilot)
         detail = app.screen
@@ -173,7 +132,7 @@ async def test_chart_ranges_series_and_back(console: Console) -> None:
         assert detail.kpi_id == "demo-cbbi-mvrv"
         await pilot.press("escape")
         assert isinstance(app.screen, KpisScreen)
-        assert kpis_screen(app).selected_key == "demo-cbbi-multi"
+        assert screen_of(app, KpisScreen).selected_key == "demo-cbbi-multi"
 
 
 async def test_import_a_csv_and_read_its_report(console: Console, tmp_path: Path) -> None:
@@ -183,10 +142,8 @@ async def test_import_a_csv_and_read_its_report(console: Console, tmp_path: Path
                        "2024-01-02T00:00:00Z,2352.0,\n"
                        "yesterday,2400,\n"
                        "2024-01-03T00:00:00Z,not-a-number,\n")
-    app = console.app(start="kpis")
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        await select(app, "demo-eth-price-usd")
+    async with console.run(start="kpis") as (app, pilot):
+        await select(pilot, "demo-eth-price-usd")
         await pilot.press("i")
         dialog = app.screen
         assert isinstance(dialog, KpiImport)

@@ -5,19 +5,15 @@ edit, toggle, delete with a confirmation."""
 from __future__ import annotations
 
 import pytest
-from textual.pilot import Pilot
 from textual.widgets import Input
 
 from metric_stream.models.schedule import Schedule
-from metric_stream_tui.app import AdminApp
 from metric_stream_tui.modals import ConfirmModal
 from metric_stream_tui.screens.schedule_form import ScheduleForm
 from metric_stream_tui.screens.schedules import SchedulesScreen
-from metric_stream_tui.widgets import FormField
-from tests.tui.conftest import NOW, Console, settle
+from tests.tui.conftest import NOW, Console, error_of, fill, ids_shown, screen_of, select, settle
 
 pytestmark = pytest.mark.anyio
-SIZE = (120, 40)
 
 
 @pytest.fixture
@@ -30,44 +26,20 @@ def schedules(console: Console) -> Console:
     return console
 
 
-def screen_of(app: AdminApp) -> SchedulesScreen:
-    assert isinstance(app.screen, SchedulesScreen)
-    return app.screen
-
-
-def ids_shown(app: AdminApp) -> list[str]:
-    table = screen_of(app).table
-    return [str(table.coordinate_to_cell_key((row, 0)).row_key.value)
-            for row in range(table.row_count)]
-
-
-async def select(pilot: Pilot[None], schedule_id: str) -> None:
-    table = screen_of(pilot.app).table
-    table.move_cursor(row=table.get_row_index(schedule_id))
-    await pilot.pause()
-
-
-def error_of(form: ScheduleForm, name: str) -> str:
-    field = form.query_one(f"#field-{name}", FormField)
-    return str(field.error.render()) if field.has_class("-invalid") else ""
-
-
 def preview_of(form: ScheduleForm) -> str:
     return str(form.query_one("#preview").render())
 
 
 async def test_list_and_filter(schedules: Console) -> None:
-    app = schedules.app(start="schedules")
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+    async with schedules.run(start="schedules") as (app, pilot):
         assert ids_shown(app) == ["btc-hourly", "daily", "weekly"]
-        daily = [str(c) for c in screen_of(app).table.get_row("daily")]
+        daily = [str(c) for c in screen_of(app, SchedulesScreen).table.get_row("daily")]
         assert daily[1:4] == ["0 6 * * *", "every day at 06:00 UTC", "2026-11-30 06:00"]
         assert "every active KPI" in daily
-        hourly = [str(c) for c in screen_of(app).table.get_row("btc-hourly")]
+        hourly = [str(c) for c in screen_of(app, SchedulesScreen).table.get_row("btc-hourly")]
         assert hourly[3] == "—" and "off" in hourly[-1]  # inactive: no next run
         await select(pilot, "weekly")
-        runs = str(screen_of(app).query_one("#runs").render())
+        runs = str(screen_of(app, SchedulesScreen).query_one("#runs").render())
         assert "weekly (Weekly digest): on Monday at 07:30 UTC, the next in 22 h" in runs
         assert "2026-11-30 07:30  ·  2026-12-07 07:30" in runs
         await pilot.press("slash", *"monday")
@@ -77,14 +49,12 @@ async def test_list_and_filter(schedules: Console) -> None:
 
 
 async def test_the_preview_follows_the_typing(schedules: Console) -> None:
-    app = schedules.app(start="schedules")
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+    async with schedules.run(start="schedules") as (app, pilot):
         await pilot.press("a")
         form = app.screen
         assert isinstance(form, ScheduleForm)
         assert "every day at 06:00 UTC" in preview_of(form)  # the default
-        form.query_one("#cron", Input).value = ""
+        fill(form, cron="")
         await pilot.click("#cron")
         await pilot.press(*"*/15 9")
         assert "must have 5 fields" in preview_of(form)
@@ -102,66 +72,57 @@ async def test_the_preview_follows_the_typing(schedules: Console) -> None:
 
 
 async def test_add_with_an_invalid_cron_then_fix_it(schedules: Console) -> None:
-    app = schedules.app(start="schedules")
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+    async with schedules.run(start="schedules") as (app, pilot):
         await pilot.press("a")
         form = app.screen
         assert isinstance(form, ScheduleForm)
-        for name, value in {"id": "month-end", "name": "Month end",
-                            "cron": "0 18 32 * *"}.items():
-            form.query_one(f"#{name}", Input).value = value
+        fill(form, id="month-end", name="Month end", cron="0 18 32 * *")
         await pilot.press("ctrl+s")
         await settle(pilot)
         assert app.screen is form  # still open, the API's reason under the field
         assert "'0 18 32 * *' is not a valid cron expression" in error_of(form, "cron")
         assert "422" in str(form.query_one("#problem").render())
-        form.query_one("#cron", Input).value = "0 18 28 * *"
-        form.query_one("#kpiIds", Input).value = "demo-btc-price-usd, nope"
+        fill(form, cron="0 18 28 * *", kpiIds="demo-btc-price-usd, nope")
         await pilot.press("ctrl+s")
         await settle(pilot)
         assert error_of(form, "cron") == ""
         assert "['nope'], which are not in the registry" in error_of(form, "kpiIds")
-        form.query_one("#kpiIds", Input).value = "demo-btc-price-usd"
+        fill(form, kpiIds="demo-btc-price-usd")
         await pilot.press("ctrl+s")
         await settle(pilot)
         assert isinstance(app.screen, SchedulesScreen)
-        assert screen_of(app).selected_key == "month-end"
+        assert screen_of(app, SchedulesScreen).selected_key == "month-end"
     saved = schedules.services.registry.schedules.require("month-end")
     assert (saved.cron, saved.kpi_ids, saved.active) == ("0 18 28 * *",
                                                          ["demo-btc-price-usd"], True)
 
 
 async def test_edit_keeps_the_id_and_what_the_form_does_not_show(schedules: Console) -> None:
-    app = schedules.app(start="schedules")
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+    async with schedules.run(start="schedules") as (app, pilot):
         await select(pilot, "daily")
         await pilot.press("enter")
         form = app.screen
         assert isinstance(form, ScheduleForm)
         assert form.query_one("#id", Input).disabled
         assert form.query_one("#cron", Input).value == "0 6 * * *"
-        form.query_one("#cron", Input).value = "0 6,18 * * *"
+        fill(form, cron="0 6,18 * * *")
         await pilot.press("ctrl+s")
         await settle(pilot)
         assert isinstance(app.screen, SchedulesScreen)
-        row = [str(c) for c in screen_of(app).table.get_row("daily")]
+        row = [str(c) for c in screen_of(app, SchedulesScreen).table.get_row("daily")]
         assert row[2] == "every day at 06:00 and 18:00 UTC"
     saved = schedules.services.registry.schedules.require("daily")
     assert (saved.cron, saved.name, saved.created_at) == ("0 6,18 * * *", "Daily report", NOW)
 
 
 async def test_toggle_and_delete_with_a_confirmation(schedules: Console) -> None:
-    app = schedules.app(start="schedules")
     registry = schedules.services.registry.schedules
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+    async with schedules.run(start="schedules") as (app, pilot):
         await select(pilot, "weekly")
         await pilot.press("t")
         await settle(pilot)
         assert registry.require("weekly").active is False
-        assert str(screen_of(app).table.get_row("weekly")[3]) == "—"
+        assert str(screen_of(app, SchedulesScreen).table.get_row("weekly")[3]) == "—"
         await pilot.press("x")
         assert isinstance(app.screen, ConfirmModal)
         assert "30 7 * * 1" in app.screen.question

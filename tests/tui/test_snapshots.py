@@ -11,9 +11,8 @@ from textual.pilot import Pilot
 from textual.widgets import Input
 
 from metric_stream_tui.screens.kpis import KpisScreen
-from tests.tui.conftest import Console, settle
+from tests.tui.conftest import SIZE, Console, settle
 
-SIZE = (120, 40)
 SnapCompare = Callable[..., bool]
 
 

@@ -11,8 +11,8 @@ from textual.pilot import Pilot
 from textual.widgets import Input, TextArea
 
 from metric_stream_tui.screens.workflows import WorkflowsScreen
-from tests.tui.conftest import Console, settle
-from tests.tui.test_snapshots import SIZE, SnapCompare
+from tests.tui.conftest import SIZE, Console, settle
+from tests.tui.test_snapshots import SnapCompare
 from tests.tui.test_workflows import n8n_console
 
 

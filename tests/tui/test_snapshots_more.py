@@ -14,9 +14,8 @@ from textual.widgets import DataTable, Input
 
 from metric_stream.models.delivery import DeliveryEndpoint, EndpointHealth
 from metric_stream.models.schedule import Schedule
-from tests.tui.conftest import NOW, Console, settle
+from tests.tui.conftest import NOW, SIZE, Console, settle
 
-SIZE = (120, 40)
 SnapCompare = Callable[..., bool]
 
 

@@ -21,14 +21,12 @@ from metric_stream.clock import ManualClock
 from metric_stream.models import KpiDefinition, N8nSource
 from metric_stream.services.runner import prepare_demo
 from metric_stream.settings import Settings
-from metric_stream_tui.app import AdminApp
 from metric_stream_tui.client import LocalClient
 from metric_stream_tui.modals import ConfirmModal
 from metric_stream_tui.screens.workflows import WorkflowsScreen
-from tests.tui.conftest import NOW, Console, local_console, settle
+from tests.tui.conftest import NOW, Console, local_console, notes, screen_of, select, settle
 
 pytestmark = pytest.mark.anyio
-SIZE = (120, 40)
 WORKFLOW = "ms-fear-greed"
 API_KEY = "n8n-test-key"
 
@@ -102,32 +100,16 @@ def n8n_console(n8n_url: str | None) -> Console:
     return Console(services, LocalClient(settings, clock=clock, services=services), clock)
 
 
-def workflows_screen(app: AdminApp) -> WorkflowsScreen:
-    assert isinstance(app.screen, WorkflowsScreen)
-    return app.screen
-
-
-def notes(app: AdminApp) -> list[str]:
-    return [str(n.message) for n in app._notifications]
-
-
-async def select(app: AdminApp, kpi_id: str) -> None:
-    screen = workflows_screen(app)
-    screen.table.move_cursor(row=screen.table.get_row_index(kpi_id))
-
-
 async def test_lists_the_n8n_kpis(n8n: FakeN8n) -> None:
     console = n8n_console(n8n.url)
-    app = console.app(start="workflows")
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        screen = workflows_screen(app)
+    async with console.run(start="workflows") as (app, pilot):
+        screen = screen_of(app, WorkflowsScreen)
         assert sorted(r["id"] for r in screen.rows) == [
             "fear-greed-class", "fear-greed-index", "unlinked"]
         row = [str(c) for c in screen.table.get_row("fear-greed-index")]
         assert row[:4] == [WORKFLOW, "fear-greed-index", "Fear & Greed", "n8n.example.com"]
         assert "on" in row[4]
-        await select(app, "unlinked")
+        await select(pilot, "unlinked")
         await pilot.press("s")
         assert any("names no workflow id" in n for n in notes(app))
         assert n8n.calls == []
@@ -135,10 +117,8 @@ async def test_lists_the_n8n_kpis(n8n: FakeN8n) -> None:
 
 async def test_start_stop_and_pause(n8n: FakeN8n) -> None:
     console = n8n_console(n8n.url)
-    app = console.app(start="workflows")
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        await select(app, "fear-greed-index")
+    async with console.run(start="workflows") as (app, pilot):
+        await select(pilot, "fear-greed-index")
         await pilot.press("x")  # stop asks first
         assert isinstance(app.screen, ConfirmModal)
         await pilot.press("n")
@@ -155,7 +135,7 @@ async def test_start_stop_and_pause(n8n: FakeN8n) -> None:
         assert any("KPIs made inactive: fear-greed-class, fear-greed-index" in n
                    for n in notes(app))
         assert not console.services.registry.kpis.require("fear-greed-index").active
-        screen = workflows_screen(app)
+        screen = screen_of(app, WorkflowsScreen)
         assert "off" in str(screen.table.get_row("fear-greed-index")[4])
         assert "paused" in str(screen.table.get_row("fear-greed-index")[5])
         await pilot.press("s")  # start needs no confirmation
@@ -168,31 +148,25 @@ async def test_start_stop_and_pause(n8n: FakeN8n) -> None:
 
 async def test_an_unknown_workflow_is_n8n_s_404(n8n: FakeN8n) -> None:
     n8n.workflows.clear()
-    app = n8n_console(n8n.url).app(start="workflows")
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        await select(app, "fear-greed-index")
+    async with n8n_console(n8n.url).run(start="workflows") as (app, pilot):
+        await select(pilot, "fear-greed-index")
         await pilot.press("s")
         await settle(pilot)
         assert any(f"n8n has no workflow '{WORKFLOW}'" in n for n in notes(app))
-        assert workflows_screen(app).table.row_count == 3  # still usable
+        assert screen_of(app, WorkflowsScreen).table.row_count == 3  # still usable
 
 
 async def test_n8n_not_configured_is_said() -> None:
-    app = n8n_console(None).app(start="workflows")
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        await select(app, "fear-greed-index")
+    async with n8n_console(None).run(start="workflows") as (app, pilot):
+        await select(pilot, "fear-greed-index")
         await pilot.press("s")
         await settle(pilot)
         assert any("n8n workflow control is not configured" in n for n in notes(app))
 
 
 async def test_no_n8n_kpi_says_how_to_link_one() -> None:
-    app = local_console().app(start="workflows")
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        empty = str(workflows_screen(app).query_one("#empty", Static).render())
+    async with local_console().run(start="workflows") as (app, pilot):
+        empty = str(screen_of(app, WorkflowsScreen).query_one("#empty", Static).render())
         assert "No KPI is fed by an n8n workflow" in empty and "workflow id" in empty
         await pilot.press("s", "x", "p")  # nothing selected: nothing happens
         assert not isinstance(app.screen, ConfirmModal)

@@ -8,7 +8,8 @@ banner when the connection is lost) and the screen stays usable, so workers need
 `try` of their own: write them as `@work(..., exit_on_error=False)`.
 
 `ListScreen` adds a `DataTable` with the `/` filter and sorting (`s`, or click a
-header); `AdminModal` is the base of dialogs (forms, confirmations).
+header), and the steps its screens share: reload keeping the cursor on a row, delete
+after a confirmation. `AdminModal` is the base of dialogs (forms, confirmations).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from textual.widgets import DataTable, Footer, Input, Static
 from textual.worker import Worker, WorkerState
 
 from metric_stream_tui.format import toned_text
+from metric_stream_tui.modals import ConfirmModal
 from metric_stream_tui.widgets import ConnectionBanner, FilterBar, NavBar
 
 if TYPE_CHECKING:
@@ -251,6 +253,32 @@ class ListScreen(AdminScreen):
     def selected(self) -> dict[str, Any] | None:
         key = self.selected_key
         return next((r for r in self.rows if self.row_key(r) == key), None)
+
+    def reload_then_select(self, key: str) -> None:
+        """Reload, then put the cursor on the row of `key` if it is still shown."""
+        async def fetch_and_select() -> None:
+            await self.fetch()
+            if any(self.row_key(r) == key for r in self.visible_rows()):
+                self.table.move_cursor(row=self.table.get_row_index(key), animate=False)
+
+        self.load(fetch_and_select)
+
+    def confirm_delete(self, question: Callable[[dict[str, Any]], str], title: str,
+                       delete: Callable[[str], object]) -> None:
+        """Ask `question` about the selected row; on yes, `delete` its key (a worker that
+        ends with `forget`)."""
+        row = self.selected
+        if row is None:
+            return
+        key = self.row_key(row)
+        self.app.push_screen(ConfirmModal(question(row), title=title),
+                             self.answer(lambda: delete(key)))
+
+    def forget(self, key: str) -> None:
+        """Drop the row the API deleted, and say so."""
+        self.rows = [r for r in self.rows if self.row_key(r) != key]
+        self.rerender()
+        self.notify(f"{key} deleted", timeout=3)
 
     def action_filter(self) -> None:
         self.query_one(FilterBar).open()

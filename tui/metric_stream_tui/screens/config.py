@@ -26,6 +26,7 @@ from textual.widgets import Checkbox, Input, Select, Static, TextArea
 from metric_stream_tui.client import ClientError
 from metric_stream_tui.modals import ConfirmModal
 from metric_stream_tui.screens.base import AdminScreen
+from metric_stream_tui.screens.form import FieldErrors
 from metric_stream_tui.widgets import FormField
 
 Kind = Literal["int", "float", "optional_int", "waits", "text", "bool", "choice"]
@@ -179,7 +180,7 @@ def parse_chains(text: str) -> dict[str, Any]:
     return chains
 
 
-class ConfigScreen(AdminScreen):
+class ConfigScreen(FieldErrors, AdminScreen):
     section = "config"
     help_rows: ClassVar[list[tuple[str, str]]] = [
         ("tab shift+tab", "next / previous field"),
@@ -338,8 +339,7 @@ class ConfigScreen(AdminScreen):
             if isinstance(exc, ChainsSyntaxError):
                 self.chains_area.move_cursor((exc.line - 1, exc.column - 1))
         if problems:
-            for name, message in problems.items():
-                self.show_error(name, message)
+            self.show_errors(problems)
             self._problem(f"{len(problems)} field{'s' if len(problems) > 1 else ''} "
                           "cannot be sent as typed: nothing was saved")
             self._focus_first_error()
@@ -384,23 +384,12 @@ class ConfigScreen(AdminScreen):
         self._problem(f"{error.title}: {error.message} — nothing was saved")
         self._focus_first_error()
 
-    def show_error(self, name: str, message: str) -> None:
-        self.query_one(f"#field-{name}", FormField).show_error(message)
-
-    def clear_errors(self) -> None:
-        for field in self.query(FormField):
-            field.show_error(None)
-        self.query_one("#problem", Static).add_class("-empty")
-
     def _problem(self, text: str) -> None:
-        problem = self.query_one("#problem", Static)
-        problem.update(escape(text))
-        problem.remove_class("-empty")
+        self.show_problem(escape(text))
 
     def _focus_first_error(self) -> None:
-        first = next(iter(self.query(".-invalid")), None)
-        if isinstance(first, FormField):
-            first.control.focus()
+        first = self.focus_first_error()
+        if first is not None:
             first.scroll_visible(animate=False)
 
     def invalid_fields(self) -> Iterator[str]:

@@ -20,7 +20,7 @@ from textual.markup import escape
 from textual.widgets import Button, Checkbox, Input, Select, Static
 
 from metric_stream_tui.screens.base import AdminModal
-from metric_stream_tui.screens.schedule_form import ApiForm
+from metric_stream_tui.screens.form import ApiForm
 from metric_stream_tui.widgets import FormField
 
 READ_ONLY = ("scheme", "signed", "warnings", "health", "createdAt", "updatedAt",
@@ -54,11 +54,7 @@ class EndpointForm(ApiForm):
         entry = self.entry or {}
         with Vertical(classes="dialog-box wide") as box:
             box.border_title = f"Edit endpoint {entry['id']}" if self.entry else "Add an endpoint"
-            yield Static("", id="problem", classes="-empty")
-            with Horizontal(classes="row"):
-                yield self.field("ID", "id", entry.get("id"), "letters, digits . _ -",
-                                 disabled=self.entry is not None)
-                yield self.field("Name", "name", entry.get("name"))
+            yield from self.compose_top()
             with Horizontal(classes="row"):
                 yield self.field(
                     "URL", "url", entry.get("url"),

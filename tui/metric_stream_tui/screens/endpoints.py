@@ -21,7 +21,6 @@ from textual.widgets import DataTable, Static
 
 from metric_stream.delivery.channels import channel_kind
 from metric_stream_tui.format import DASH, duration, moment, toned
-from metric_stream_tui.modals import ConfirmModal
 from metric_stream_tui.screens.base import Column, ListScreen
 from metric_stream_tui.screens.endpoint_form import EndpointForm, SecretModal
 
@@ -206,14 +205,6 @@ class EndpointsScreen(ListScreen):
             self.notify(f"{endpoint_id} saved", timeout=3)
         self.reload_then_select(endpoint_id)
 
-    def reload_then_select(self, key: str) -> None:
-        async def fetch_and_select() -> None:
-            await self.fetch()
-            if any(self.row_key(r) == key for r in self.visible_rows()):
-                self.table.move_cursor(row=self.table.get_row_index(key), animate=False)
-
-        self.load(fetch_and_select)
-
     def action_test(self) -> None:
         endpoint = self.selected
         if endpoint is not None:
@@ -242,20 +233,13 @@ class EndpointsScreen(ListScreen):
         result.add_class("-shown")
 
     def action_delete(self) -> None:
-        endpoint = self.selected
-        if endpoint is None:
-            return
-        endpoint_id = str(endpoint["id"])
-        self.app.push_screen(
-            ConfirmModal(f"Delete the endpoint {endpoint_id} ({endpoint.get('url')})? "
-                         "Reports stop going there; past delivery records stay.",
-                         title="Delete endpoint"),
-            self.answer(lambda: self.delete(endpoint_id)))
+        self.confirm_delete(
+            lambda endpoint: (f"Delete the endpoint {endpoint['id']} ({endpoint.get('url')})?"
+                              " Reports stop going there; past delivery records stay."),
+            "Delete endpoint", self.delete)
 
     @work(group="action", exit_on_error=False)
     async def delete(self, endpoint_id: str) -> None:
         await self.client.delete_endpoint(endpoint_id)
-        self.rows = [r for r in self.rows if r.get("id") != endpoint_id]
         self._haystacks.pop(endpoint_id, None)
-        self.rerender()
-        self.notify(f"{endpoint_id} deleted", timeout=3)
+        self.forget(endpoint_id)

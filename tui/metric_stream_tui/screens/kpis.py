@@ -32,6 +32,13 @@ def _threshold(entry: dict[str, Any], name: str) -> str:
     return number(value) if value is not None else ""
 
 
+def delete_question(entry: dict[str, Any]) -> str:
+    yields = entry.get("yields") or []
+    also = f" and the {len(yields)} KPIs it yields" if len(yields) > 1 else ""
+    return (f"Delete {entry['id']}{also} from the registry? Its history stays in the store, "
+            "but no job collects it any more.")
+
+
 class KpisScreen(ListScreen):
     section = "kpis"
     empty_text = ("the registry is empty — a adds a KPI; for a demo store run "
@@ -89,14 +96,6 @@ class KpisScreen(ListScreen):
             self.notify(f"{entry.get('id')} saved", timeout=3)
             self.reload_then_select(str(entry.get("id")))
 
-    def reload_then_select(self, key: str) -> None:
-        async def fetch_and_select() -> None:
-            await self.fetch()
-            if any(self.row_key(r) == key for r in self.visible_rows()):
-                self.table.move_cursor(row=self.table.get_row_index(key), animate=False)
-
-        self.load(fetch_and_select)
-
     def action_toggle_active(self) -> None:
         entry = self.selected
         if entry is not None:
@@ -113,16 +112,7 @@ class KpisScreen(ListScreen):
                     timeout=3)
 
     def action_delete(self) -> None:
-        entry = self.selected
-        if entry is None:
-            return
-        kpi_id = str(entry["id"])
-        yields = entry.get("yields") or []
-        also = f" and the {len(yields)} KPIs it yields" if len(yields) > 1 else ""
-        self.app.push_screen(
-            ConfirmModal(f"Delete {kpi_id}{also} from the registry? Its history stays in "
-                         "the store, but no job collects it any more.", title="Delete KPI"),
-            self.answer(lambda: self.delete(kpi_id)))
+        self.confirm_delete(delete_question, "Delete KPI", self.delete)
 
     @work(group="action", exit_on_error=False)
     async def delete(self, kpi_id: str, force: bool = False) -> None:
@@ -136,9 +126,7 @@ class KpisScreen(ListScreen):
                              "in those jobs.", "Delete anyway", title="KPI in use"),
                 self.answer(lambda: self.delete(kpi_id, force=True)))
             return
-        self.rows = [r for r in self.rows if r.get("id") != kpi_id]
-        self.rerender()
-        self.notify(f"{kpi_id} deleted", timeout=3)
+        self.forget(kpi_id)
         for warning in answer.get("warnings") or []:
             self.notify(str(warning), title="Still named elsewhere", severity="warning")
 

@@ -15,7 +15,6 @@ from textual.markup import escape
 from textual.widgets import DataTable, Static
 
 from metric_stream_tui.format import DASH, moment, relative
-from metric_stream_tui.modals import ConfirmModal
 from metric_stream_tui.screens.base import Column, ListScreen
 from metric_stream_tui.screens.schedule_form import READ_ONLY, ScheduleForm
 
@@ -110,14 +109,6 @@ class SchedulesScreen(ListScreen):
                         timeout=3)
             self.reload_then_select(str(schedule.get("id")))
 
-    def reload_then_select(self, key: str) -> None:
-        async def fetch_and_select() -> None:
-            await self.fetch()
-            if any(self.row_key(r) == key for r in self.visible_rows()):
-                self.table.move_cursor(row=self.table.get_row_index(key), animate=False)
-
-        self.load(fetch_and_select)
-
     def action_toggle_active(self) -> None:
         schedule = self.selected
         if schedule is not None:
@@ -135,19 +126,12 @@ class SchedulesScreen(ListScreen):
                     timeout=3)
 
     def action_delete(self) -> None:
-        schedule = self.selected
-        if schedule is None:
-            return
-        schedule_id = str(schedule["id"])
-        self.app.push_screen(
-            ConfirmModal(f"Delete the schedule {schedule_id} ({schedule.get('cron')})? "
-                         "No job starts from it any more; past jobs stay.",
-                         title="Delete schedule"),
-            self.answer(lambda: self.delete(schedule_id)))
+        self.confirm_delete(
+            lambda schedule: (f"Delete the schedule {schedule['id']} ({schedule.get('cron')})?"
+                              " No job starts from it any more; past jobs stay."),
+            "Delete schedule", self.delete)
 
     @work(group="action", exit_on_error=False)
     async def delete(self, schedule_id: str) -> None:
         await self.client.delete_schedule(schedule_id)
-        self.rows = [r for r in self.rows if r.get("id") != schedule_id]
-        self.rerender()
-        self.notify(f"{schedule_id} deleted", timeout=3)
+        self.forget(schedule_id)
