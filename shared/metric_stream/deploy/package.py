@@ -13,10 +13,13 @@ and measured, in one folder.
 
 Every module ships compiled (`__pycache__`, hash-based and unchecked): Lambda's code
 folder is read-only, so a source-only package compiles every module again at each cold
-start (about twice the import time). Lambda's limits are checked here, not at deploy time: a function's code and layers
+start (about twice the import time).
+
+Lambda's limits are checked here, not at deploy time: a function's code and layers
 together must stay under 250 MB unzipped, and the code's zip under 50 MB, so that even a
 direct upload (`chalice deploy`) takes it. Layers go through S3 (`sam deploy`), where
 only the unzipped limit applies; their zipped size is reported.
+
 The libraries are installed for Lambda's platform (manylinux x86_64 wheels for the
 runtime's glibc, CPython of the packaging Python's version) from wheels only, so the
 artifacts do not depend on this machine. A layer library gets the version installed
