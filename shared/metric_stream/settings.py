@@ -80,6 +80,10 @@ class Settings(BaseSettings):
     by their environment names (`{"METRIC_STREAM_ADMIN_KEY": "...", "OPENROUTER_API_KEY":
     "..."}`), read once when the AWS backend starts; what the environment sets wins."""
 
+    request_budget_s: float = Field(default=24.0, gt=0, le=900)
+    """Seconds a long request (a chart batch) may work before it answers with what it
+    has: API Gateway ends every request at 29 s, whatever the Lambda is doing."""
+
     proxy_secret: SecretStr | None = None
     """Shared with the Cloudflare Worker proxy (its `PROXY_SECRET`). Set: metric-stream
     sits behind the proxy and refuses every request without the proxy's signature."""

@@ -172,6 +172,25 @@ def test_one_failing_item_does_not_stop_the_batch(client: Client, services: Serv
     assert answer["results"][1]["ok"] is True
 
 
+@pytest.mark.usefixtures("history")
+def test_a_batch_past_its_request_budget_says_which_items_it_did_not_start(
+        client: Client, services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    """API Gateway cuts every request at 29 s: a slow batch answers in time instead."""
+    import metric_stream.api.chart_routes as routes
+
+    services.settings.request_budget_s = 5.0
+    ticks = iter([0.0, 1.0, 4.0, 6.0, 7.0])  # the start, then before each item
+    monkeypatch.setattr(routes, "elapsed_clock", lambda: next(ticks))
+    status, answer = admin(client, "POST", "/api/charts/batch", {"charts": [
+        {"kpiId": "btc-price", "format": "svg"}] * 4})
+    assert status == 200, answer
+    results = answer["results"]
+    assert [r["ok"] for r in results] == [True, True, False, False]
+    assert {r["error"]["code"] for r in results[2:]} == {"time_budget"}
+    assert "send this one again" in results[2]["error"]["message"]
+    assert len(services.blobs.keys("charts/")) == 2  # the skipped ones stored nothing
+
+
 @pytest.mark.parametrize(("body", "field"), [
     ({}, "charts"),
     ({"charts": []}, "charts"),
