@@ -65,7 +65,8 @@ def test_openapi_lists_every_route_with_its_security(client: Client) -> None:
     assert served == openapi_document()
     security: dict[str, list[dict[str, list[str]]]] = {
         "admin": [{"adminKey": []}], "public": [],
-        "ingestion": [{"apiKey": []}, {"webhookSignature": []}, {"adminKey": []}]}
+        "ingestion": [{"apiKey": []}, {"webhookSignature": []}, {"adminKey": []}],
+        "scheduler": [{"adminKey": []}, {"proxySignature": []}]}
     operation_ids = [r.operation_id for r in ROUTES]
     assert len(operation_ids) == len(set(operation_ids))  # Chalice names its views by them
     for route in ROUTES:
