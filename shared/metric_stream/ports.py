@@ -236,6 +236,8 @@ class RecordStore(ABC):
 
     @staticmethod
     def _strip(item: Item) -> Item:
+        if RESERVED_FIELDS.isdisjoint(item):  # most records (every point): no copy
+            return item
         return {k: v for k, v in item.items() if k not in RESERVED_FIELDS}
 
     @staticmethod

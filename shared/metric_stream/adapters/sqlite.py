@@ -15,7 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -141,12 +141,12 @@ class Database:
             try:
                 yield conn
             except BaseException:
-                conn.execute("ROLLBACK")
+                _roll_back(conn)
                 raise
             try:
                 conn.execute("COMMIT")
             except sqlite3.Error as exc:
-                conn.execute("ROLLBACK")
+                _roll_back(conn)
                 raise StorageUnavailable(f"cannot write to {self.path}: {exc}") from exc
 
     @contextmanager
@@ -156,6 +156,14 @@ class Database:
             yield
         except sqlite3.Error as exc:
             raise StorageUnavailable(f"storage error in {self.path}: {exc}") from exc
+
+
+def _roll_back(conn: sqlite3.Connection) -> None:
+    """Undo the open transaction, if any: after a full disk or an I/O error SQLite has
+    rolled it back itself, and a second ROLLBACK would raise and hide the real error."""
+    if conn.in_transaction:
+        with suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
 
 
 class SqliteRecordStore(RecordStore):
@@ -207,7 +215,15 @@ class SqliteRecordStore(RecordStore):
             sql += f" LIMIT {int(limit)}"
         with self.db.translated():
             rows = self.db.connection().execute(sql, params).fetchall()
-        return [(sk, self._item(body, exp)) for sk, body, exp in rows]
+        if not rows:
+            return []
+        # one JSON array parsed at once: half the time of a `json.loads` per row (a
+        # year of points is 365 rows per KPI, read by analysis and by packaging)
+        items: list[Item] = json.loads("[" + ",".join(body for _, body, _ in rows) + "]")
+        for (_, _, expires_at), item in zip(rows, items, strict=True):
+            if expires_at is not None:
+                item["expiresAt"] = expires_at
+        return [(sk, item) for (sk, _, _), item in zip(rows, items, strict=True)]
 
     def explain_query(self, pk: str) -> str:
         """SQLite's plan for a partition read (tests check it uses the primary key)."""

@@ -38,7 +38,39 @@ def _body(point: DataPoint) -> dict[str, object]:
 
 
 def _point(item: dict[str, object]) -> DataPoint:
+    """A stored point, as written (validated then): built without validating again when
+    it has the stored shape — a cycle over 200 KPIs reads 146,000 points twice, and
+    validating (or pydantic's `model_construct`, ~8 µs a point) was a third of its time.
+    Anything else (an older record, a number stored as Decimal) is validated.
+    `tests/unit/test_timeseries_read.py` checks both give the same point."""
+    stamp, value, kpi_id = item.get("timestamp"), item.get("value"), item.get("kpiId")
+    if (isinstance(stamp, str) and stamp.endswith("Z") and type(value) in (float, int)
+            and isinstance(kpi_id, str) and _STORED_KEYS.issuperset(item)):
+        try:
+            moment = datetime.fromisoformat(stamp)
+        except ValueError:
+            return DataPoint.model_validate(item)
+        metadata = item.get("metadata")
+        return _built({"kpi_id": kpi_id, "timestamp": moment, "value": float(value),  # type: ignore[arg-type]
+                       "metadata": metadata if isinstance(metadata, dict) else {},
+                       "trace_id": item.get("traceId"), "source": item.get("source")})
     return DataPoint.model_validate(item)
+
+
+def _built(fields: dict[str, object]) -> DataPoint:
+    """A DataPoint from already valid field values: what `model_construct` does, without
+    its per-field default handling (every field is given here)."""
+    point = DataPoint.__new__(DataPoint)
+    _set(point, "__dict__", fields)
+    _set(point, "__pydantic_fields_set__", set(_ALL_FIELDS))
+    _set(point, "__pydantic_extra__", None)
+    _set(point, "__pydantic_private__", None)
+    return point
+
+
+_set = object.__setattr__
+_ALL_FIELDS = frozenset(DataPoint.model_fields)
+_STORED_KEYS = frozenset({"kpiId", "timestamp", "value", "metadata", "traceId", "source"})
 
 
 def _same_value(stored: dict[str, object], point: DataPoint) -> bool:
