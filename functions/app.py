@@ -27,6 +27,7 @@ from chalice.app import Response as ChaliceResponse
 from metric_stream.api.app import ROUTES, build_api
 from metric_stream.api.http import Api, Request, Route
 from metric_stream.errors import InvalidInput
+from metric_stream.logs import configure_logging, job_context, request_context, trace_id_of
 
 if TYPE_CHECKING:
     import httpx
@@ -34,13 +35,32 @@ if TYPE_CHECKING:
     from metric_stream.bootstrap import Services
     from metric_stream.services.cycle import StageWorkers, Triggers
 
-app = Chalice(app_name="metric-stream")
+app = Chalice(app_name="metric-stream", configure_logs=False)  # its lines go through ours
 # Bytes API Gateway must pass as binary (base64 in the Lambda response): PNG is in
 # Chalice's defaults, the report's PDF is not. Clients ask for them with a matching
 # Accept header (or */*), as API Gateway requires.
 app.api.binary_types = [*app.api.binary_types, "application/pdf"]
 TEXT_TYPES = ("application/json", "text/", "image/svg+xml")  # answered as UTF-8 text
 log = logging.getLogger("metric_stream.functions")
+
+
+def configure_lambda_logging() -> None:
+    """On Lambda: JSON lines unless METRIC_STREAM_LOG_FORMAT says text, at
+    METRIC_STREAM_LOG_LEVEL (default info), in place of the runtime's own handler."""
+    configure_logging(default_format="json", default_level="info", replace_handlers=True)
+
+
+if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+    configure_lambda_logging()
+
+
+@app.middleware("all")
+def invocation_context(event: Any, get_response: Callable[[Any], Any]) -> Any:
+    """Every line an invocation logs carries its Lambda request id (on an HTTP request's
+    lines, the API's own request id, answered in `x-request-id`, takes its place)."""
+    context = getattr(event, "context", None) or getattr(event, "lambda_context", None)
+    with request_context(getattr(context, "aws_request_id", None)):
+        return get_response(event)
 
 # Chalice needs the queue names when it reads this module; the services read the same
 # variable, so the consumers and the senders agree.
@@ -167,7 +187,17 @@ def consume_batch(stage: str, event: SQSEvent) -> BatchResponse:
 
 def _consume_record(stage: str, message_id: str, raw: str) -> bool:
     """Whether the record is done with (False: SQS is to deliver it again)."""
+    try:
+        trace_id = trace_id_of(json.loads(raw))
+    except ValueError:
+        trace_id = None
+    with job_context(trace_id):
+        return _handle_record(stage, message_id, raw)
+
+
+def _handle_record(stage: str, message_id: str, raw: str) -> bool:
     from metric_stream.services.cycle import FANOUT, run_fan_out, run_stage
+    from metric_stream.services.runner import log_outcome
 
     try:
         body = json.loads(raw)
@@ -184,6 +214,7 @@ def _consume_record(stage: str, message_id: str, raw: str) -> bool:
     except Exception:
         log.exception("stage %s failed for message %s; it will be retried", stage, message_id)
         return False
+    log_outcome(outcome)
     if outcome.result == "busy":
         log.info("job %s: another worker holds the %s stage; retrying later",
                  outcome.trace_id, stage)

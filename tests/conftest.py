@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Iterator
@@ -38,6 +39,19 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 _MOTO_DYNAMODB = threading.Lock()
+
+
+@pytest.fixture(autouse=True)
+def clean_logging() -> Iterator[None]:
+    """A command run in-process sets up logging (`metric_stream.logs`): undone after
+    each test, so that no test's handler, level or warning capture leaks into the next."""
+    root = logging.getLogger()
+    level = root.level
+    yield
+    for handler in [h for h in root.handlers if type(h).__module__ == "metric_stream.logs"]:
+        root.removeHandler(handler)
+    root.setLevel(level)
+    logging.captureWarnings(False)
 
 
 @pytest.fixture(autouse=True)

@@ -25,6 +25,7 @@ from metric_stream.models import Job, JobStatus, Schedule
 from metric_stream.services import cycle
 from metric_stream.settings import Settings
 from tests.conftest import make_services
+from tests.integration.test_observability import check_job_lines, json_lines
 
 FUNCTIONS = Path(__file__).resolve().parents[2] / "functions"
 
@@ -194,3 +195,24 @@ def test_tick_and_consumer_cold_start_load_nothing_heavy(tmp_path: Path) -> None
     assert services.jobs.require(SQS_TRACE_ID).status is JobStatus.PACKAGING
     heavy = {"matplotlib", "reportlab", "textual", "boto3", "botocore", "numpy", "moto"}
     assert heavy.isdisjoint(result["loaded"])
+
+
+def test_lambda_consumers_log_json_lines_with_trace_and_lambda_request_ids(
+        lambda_app: tuple[ModuleType, Services], capsys: pytest.CaptureFixture[str]) -> None:
+    from chalice.test import Client
+
+    module, services = lambda_app
+    module.configure_lambda_logging()  # what the app does on import when on Lambda
+    trace_id = started_job(services)
+    capsys.readouterr()
+    body = json.dumps({"traceId": trace_id})
+    with Client(module.app) as client:
+        for stage in ("analysis", "packaging", "delivery"):
+            answer = client.lambda_.invoke(f"{stage}_consumer", sqs_event(client, stage, [body]))
+            assert answer.payload == {"batchItemFailures": []}
+    assert services.jobs.require(trace_id).status.terminal
+    job_lines = check_job_lines(json_lines(capsys.readouterr().err), trace_id)
+    by_stage = {line["stage"]: line["requestId"] for line in job_lines if line.get("result")}
+    assert set(by_stage) == {"analysis", "packaging", "delivery"}
+    assert len(set(by_stage.values())) == 3  # each invocation's own Lambda request id
+    assert all(line.get("requestId") for line in job_lines)

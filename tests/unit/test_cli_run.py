@@ -38,7 +38,8 @@ def test_run_json_and_kpi_selection(capsys: pytest.CaptureFixture[str], tmp_path
     body = json.loads(out)
     assert body["status"] == "complete" and body["demo"] is True
     assert body["kpis"] == {"total": 1, "collected": 1, "failed": {}}
-    assert set(body["stages"]) == {"collecting", "analysing", "packaging", "delivering"}
+    assert set(body["stages"]) == {"collecting", "fanout", "analysing", "packaging",
+                                   "delivering"}
     assert "DEMO" in err
 
 

@@ -22,6 +22,7 @@ from metric_stream.errors import (
     error_body,
     http_status,
 )
+from metric_stream.logs import request_context
 
 if TYPE_CHECKING:
     from metric_stream.bootstrap import Services
@@ -180,12 +181,12 @@ class Api:
         started = time.perf_counter()
         given = request.header("x-request-id") or ""
         request.request_id = given if _REQUEST_ID.match(given) else secrets.token_hex(8)
-        response = self._dispatch(request)
+        with request_context(request.request_id):  # on every line logged meanwhile
+            response = self._dispatch(request)
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("%s %s -> %s in %.1f ms", request.method, request.path,
+                          response.status, (time.perf_counter() - started) * 1000)
         response.headers["x-request-id"] = request.request_id
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug("%s %s -> %s in %.1f ms [%s]", request.method, request.path,
-                      response.status, (time.perf_counter() - started) * 1000,
-                      request.request_id)
         return response
 
     def _dispatch(self, request: Request) -> Response:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from metric_stream import __version__
 from metric_stream.api.http import Api, Request, Response, Route
+from metric_stream.logs import job_context, trace_id_of
 from metric_stream.models.wire import ErrorReport, KpiResult, MultiKpiResult
 from metric_stream.services.ingest import ingest_result, report_error
 from metric_stream.storage import keys
+
+log = logging.getLogger("metric_stream.ingest")
 
 
 def _fan_in(api: Api, trace_id: str, settled: list[str]) -> None:
@@ -18,12 +22,18 @@ def _fan_in(api: Api, trace_id: str, settled: list[str]) -> None:
     if settled and not api.services.jobs.has_pending(trace_id, near=settled[0]):
         from metric_stream.services.cycle import settle_job  # loads the fan-out's libraries
 
-        settle_job(api.services, trace_id)
+        if settle_job(api.services, trace_id):
+            log.info("job %s: its last KPI is in; on to analysis", trace_id)
 
 
 def kpi_data(api: Api, request: Request) -> Response:
-    outcome = ingest_result(api.services, request.json())
-    _fan_in(api, outcome.trace_id, outcome.job.settled)
+    payload = request.json()
+    with job_context(trace_id_of(payload)):
+        outcome = ingest_result(api.services, payload)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("job %s: %s stored, %s duplicate(s)", outcome.trace_id,
+                      ", ".join(outcome.stored) or "nothing", len(outcome.duplicates))
+        _fan_in(api, outcome.trace_id, outcome.job.settled)
     body = outcome.to_wire()
     if not outcome.job.known:
         body["message"] = "point stored; no job has this traceId, so no job was updated"
@@ -32,8 +42,13 @@ def kpi_data(api: Api, request: Request) -> Response:
 
 
 def kpi_error(api: Api, request: Request) -> Response:
-    outcome = report_error(api.services, request.json())
-    _fan_in(api, outcome.trace_id, outcome.job.settled)
+    payload = request.json()
+    with job_context(trace_id_of(payload)):
+        outcome = report_error(api.services, payload)
+        log.warning("job %s: failure reported for %s: %s", outcome.trace_id,
+                    ", ".join(outcome.job.settled) or "no pending KPI",
+                    " ".join(outcome.message.split())[:300])
+        _fan_in(api, outcome.trace_id, outcome.job.settled)
     body = outcome.to_wire()
     if not outcome.job.known:
         body["message"] = f"no job has this traceId; error noted: {outcome.message}"

@@ -8,9 +8,11 @@ setting prints what is wrong and exits non-zero, never with a traceback (unless
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -18,8 +20,10 @@ from metric_stream import __version__
 from metric_stream.cli.commands import COMMANDS
 from metric_stream.cli.common import EXIT_FAILED, EXIT_USAGE
 from metric_stream.errors import InvalidInput, MetricStreamError
+from metric_stream.logs import FORMATS, LEVELS, active_format, configure_logging
 
 Handler = Callable[[argparse.Namespace], int]
+log = logging.getLogger("metric_stream.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,10 +41,22 @@ def build_parser() -> argparse.ArgumentParser:
                         help="data folder of the embedded backend "
                              "(default: $METRIC_STREAM_HOME or ./.metric-stream)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of failures")
+    _log_options(parser, None)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for command in COMMANDS:
         command.register(commands)
+    for subparser in commands.choices.values():  # also after the command: `run --log-format json`
+        _log_options(subparser, argparse.SUPPRESS)
     return parser
+
+
+def _log_options(parser: argparse.ArgumentParser, default: Any) -> None:
+    parser.add_argument("--log-format", choices=FORMATS, type=str.lower, default=default,
+                        help="log lines on stderr as readable text or as one JSON object "
+                             "per line (default: $METRIC_STREAM_LOG_FORMAT or text)")
+    parser.add_argument("--log-level", choices=LEVELS, type=str.lower, default=default,
+                        help="the least severe lines logged (default: "
+                             "$METRIC_STREAM_LOG_LEVEL, or info for serve, warning otherwise)")
 
 
 def _explain_settings_error(error: ValidationError) -> str:
@@ -58,16 +74,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("schemas --check needs --out DIR")
     handler: Handler = args.handler
     try:
+        configure_logging(args.log_format, args.log_level,
+                          default_level=getattr(args, "default_log_level", "warning"),
+                          capture_warnings=True)
         return handler(args)
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        _tell("interrupted", 130)
         return 130
     except Exception as exc:
         if args.debug:
             raise
         message, code = _explain(exc)
-        print(f"metric-stream: {message}", file=sys.stderr)
+        _tell(f"metric-stream: {message}", code)
         return code
+
+
+def _tell(message: str, code: int) -> None:
+    """The reason a command failed: a JSON log line when lines are JSON, else plain."""
+    if active_format() == "json":
+        log.error(message, extra={"exitCode": code})
+    else:
+        print(message, file=sys.stderr)
 
 
 def _explain(error: Exception) -> tuple[str, int]:

@@ -27,6 +27,7 @@ import aiohttp
 
 from metric_stream.delivery.base import Channel, Outgoing, SendContext, SendResult, short
 from metric_stream.delivery.safety import SafeResolver
+from metric_stream.logs import current_trace_id, job_context
 from metric_stream.models.config import RetryPolicy
 from metric_stream.settings import Settings
 
@@ -207,6 +208,7 @@ def _run_sharded(engine: Engine, jobs: list[Job], on_done: Callable[[Outcome], N
     # outcomes arrive), which is enough work of its own.
     shards = [jobs[i::processes] for i in range(processes)]
     children: list[tuple[int, int, list[Job]]] = []
+    trace_id = current_trace_id()  # the job's: set again in each sender, for its log lines
     gc.freeze()  # the children share these pages instead of copying them on the next GC
     try:
         for shard in shards:
@@ -218,7 +220,8 @@ def _run_sharded(engine: Engine, jobs: list[Job], on_done: Callable[[Outcome], N
                 os.close(read_fd)
                 code = 1
                 try:
-                    code = _child(engine, shard, write_fd)
+                    with job_context(trace_id):
+                        code = _child(engine, shard, write_fd)
                 finally:
                     os._exit(code)
             os.close(write_fd)

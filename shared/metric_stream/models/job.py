@@ -47,6 +47,10 @@ class KpiState(AdminModel):
 
 
 class StageTiming(AdminModel):
+    """When one stage of a job started and finished: `collecting` (created until the
+    fan-in), within it `fanout` (triggering every KPI), then `analysing`, `packaging`,
+    `delivering`."""
+
     started_at: Timestamp
     finished_at: Timestamp | None = None
 

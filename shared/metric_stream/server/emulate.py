@@ -55,8 +55,11 @@ def emulated_aws(port: int | None = None, *, host: str = "127.0.0.1",
     # before serve has finished its requests; serve stops it last.
     command = [sys.executable, "-m", "metric_stream.server.emulate", "--host", host,
                "--port", str(port)]
+    from metric_stream.logs import environment as logs_environment
+
     child = subprocess.Popen(command, stdin=subprocess.DEVNULL,  # noqa: S603 (our own module)
-                             start_new_session=True)
+                             start_new_session=True,
+                             env={**os.environ, **logs_environment()})  # serve's log format
     try:
         _wait_ready(child, host, port, startup_timeout)
         with _environment({"METRIC_STREAM_BACKEND": "aws",
@@ -127,6 +130,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args(argv)
     _die_with_parent()
+    from metric_stream.logs import configure_logging
+
+    configure_logging(default_level="warning")  # serve's format and level, by its env
     os.environ.setdefault("MOTO_PORT", str(args.port))  # as moto's own server main does
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
     from moto.moto_server.werkzeug_app import (

@@ -18,8 +18,10 @@ from typing import TYPE_CHECKING
 
 from metric_stream.bootstrap import Services
 from metric_stream.errors import MetricStreamError
+from metric_stream.logs import job_context
 from metric_stream.models.schedule import Schedule
 from metric_stream.services import cycle, schedules
+from metric_stream.services.runner import log_outcome
 
 log = logging.getLogger("metric_stream.cycle")
 
@@ -52,8 +54,9 @@ def cycle_tick(services: Services) -> TickReport:
 
     def fire(schedule: Schedule, due: datetime) -> str:
         job = cycle.schedule_job(services, kpis=schedule.kpi_ids, schedule_id=schedule.id)
-        log.info("schedule %s (due %s) created job %s with %d KPI(s); fan-out queued",
-                 schedule.id, due.isoformat(), job.trace_id, len(job.kpi_ids))
+        with job_context(job.trace_id):
+            log.info("schedule %s (due %s) created job %s with %d KPI(s); fan-out queued",
+                     schedule.id, due.isoformat(), job.trace_id, len(job.kpi_ids))
         return job.trace_id
 
     report = TickReport(fired=schedules.tick(services, fire))
@@ -62,9 +65,9 @@ def cycle_tick(services: Services) -> TickReport:
             log.warning("schedule %s (due %s) could not start a job: %s", fired.schedule_id,
                         fired.due.isoformat(), fired.error)
     report.recovered = cycle.recover(services)
-    if report.recovered:
-        log.info("recovered job(s) %s (settled, or handed on to their stage again)",
-                 ", ".join(report.recovered))
+    for trace_id in report.recovered:
+        with job_context(trace_id):
+            log.info("job %s recovered (settled, or handed on to its stage again)", trace_id)
     from metric_stream.services.alerts import check_operations
 
     try:
@@ -173,8 +176,10 @@ class CycleLoops:
             try:
                 # one message at a time: on shutdown, only the one in hand is finished
                 triggers = self._triggers() if queue == cycle.FANOUT else None
-                cycle.consume(self.services, queue, self.workers, max_messages=1,
-                              wait_seconds=self.poll_seconds, triggers=triggers)
+                for outcome in cycle.consume(self.services, queue, self.workers,
+                                             max_messages=1, wait_seconds=self.poll_seconds,
+                                             triggers=triggers):
+                    log_outcome(outcome)
                 failures = 0
             except Exception as exc:  # the queue itself failed; handle_message caught the rest
                 failures += 1

@@ -14,6 +14,8 @@ from typing import Any
 from metric_stream.api.app import build_api
 from metric_stream.bootstrap import Services
 from metric_stream.errors import ConfigurationError
+from metric_stream.logs import configure_logging
+from metric_stream.logs import environment as logs_environment
 from metric_stream.server.asgi import AsgiApp
 from metric_stream.server.loops import CycleLoops
 from metric_stream.settings import Settings
@@ -62,6 +64,7 @@ def create_app() -> AsgiApp:
     from metric_stream.bootstrap import build_services
 
     _die_with_parent()
+    configure_logging(default_level="info", capture_warnings=True)  # as serve's, by its env
     services = build_services()
     threads = int(os.environ.get(_THREADS_ENV, "16"))
     return AsgiApp(build_api(services), threads=threads,
@@ -113,9 +116,10 @@ def _serve_one(services: Services, *, host: str, port: int, threads: int,
     # millisecond and serialise on SQLite's write lock anyway: running them on the event
     # loop saves a thread hop per request. Remote stores (AWS) always use the pool.
     app = AsgiApp(build_api(services), threads=threads, inline=settings.backend == "embedded")
+    # log_config=None: uvicorn's lines go through our handler (text or JSON), not its own
     config = uvicorn.Config(app, host=host, port=port, access_log=access_log,
-                            log_level="info", timeout_graceful_shutdown=30, backlog=4096,
-                            lifespan="on", server_header=False)
+                            log_level="info", log_config=None, timeout_graceful_shutdown=30,
+                            backlog=4096, lifespan="on", server_header=False)
     server = _server_class()(config)
     try:
         server.run()
@@ -138,7 +142,8 @@ def _serve_workers(settings: Settings, *, host: str, port: int, threads: int,
     os.environ["METRIC_STREAM_BACKEND"] = settings.backend
     os.environ["METRIC_STREAM_HOME"] = str(settings.home.resolve())
     os.environ[_THREADS_ENV] = str(threads)
+    os.environ.update(logs_environment())
     uvicorn.run("metric_stream.server.serve:create_app", factory=True, host=host, port=port,
-                workers=workers, access_log=access_log, log_level="info",
+                workers=workers, access_log=access_log, log_level="info", log_config=None,
                 timeout_graceful_shutdown=30, backlog=4096, lifespan="on",
                 server_header=False)

@@ -390,7 +390,12 @@ def job_detail(services: Services, trace_id: str) -> dict[str, Any]:
                     for k in job.kpi_ids}
     body["stages"] = {name: {**timing.model_dump(mode="json", by_alias=True, exclude_none=True),
                              "durationS": _seconds(timing.started_at, timing.finished_at)}
-                      for name, timing in job.stages.items()}
+                      for name, timing in sorted(job.stages.items(),
+                                                 key=lambda item: item[1].started_at)}
+    fanout, collecting = job.stages.get("fanout"), job.stages.get("collecting")
+    # the fan-in wait: from the last trigger sent to the job's move to analysis
+    body["fanInWaitS"] = _seconds(fanout.finished_at if fanout else None,
+                                  collecting.finished_at if collecting else None)
     body["missing"] = job.missing
     endpoints = {e.id: e for e in services.registry.endpoints.all()}
     deliveries = []
@@ -421,11 +426,15 @@ def run_now(services: Services, kpis: Sequence[str] | None, demo: bool
     collectors answered."""
     import httpx
 
+    from metric_stream.logs import job_context
     from metric_stream.services import cycle
+    from metric_stream.services.runner import log_started
 
     with httpx.Client(timeout=10) as http:
         job, outcomes = cycle.start_job(services, cycle.Triggers(http), kpis=kpis or None,
                                         demo=demo)
+    with job_context(job.trace_id):
+        log_started(job, outcomes)
     return services.jobs.require(job.trace_id), outcomes
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import statistics
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -31,6 +30,7 @@ from metric_stream.analytics import (
 )
 from metric_stream.bootstrap import Services
 from metric_stream.charts.render import ChartSpec, chart_for_kpi
+from metric_stream.logs import ContextThreadPool
 from metric_stream.models.config import AnalysisChain, Provider, SystemConfig
 from metric_stream.models.job import Job
 from metric_stream.models.kpi import KpiDefinition
@@ -100,11 +100,13 @@ def analyse_job(services: Services, job: Job) -> Sequence[Op]:
             "analytics": item.analytics.to_wire(), "chart_key": chart_keys.get(kpi_id),
             "analysis": readings.get(kpi_id), "updated_at": now})))
         for kpi_id, item in inputs.items()])
+    llm = llm_summary(readings, overview, clients, config)
     consolidated = ConsolidatedPackage(
         trace_id=job.trace_id, kpi_ids=list(job.kpi_ids), missing_kpi_ids=job.missing,
-        created_at=now, analytics=cross,
-        analysis={"overview": overview, "llm": llm_summary(readings, overview, clients,
-                                                           config)})
+        created_at=now, analytics=cross, analysis={"overview": overview, "llm": llm})
+    log.info("job %s: analysed %d KPI(s): %d alert(s), %d chart(s); LLM analysis %s",
+             job.trace_id, len(inputs), len(cross.get("alerts") or ()), len(chart_keys),
+             llm["status"])
     return [Put(keys.consolidated(job.trace_id), to_item(consolidated))]
 
 
@@ -240,8 +242,8 @@ def run_chains(services: Services, config: SystemConfig, inputs: Mapping[str, Kp
                                unit=unit, kpi_id=kpi_id, chart=images.get(kpi_id))
         return _run(run_chain, chain, clients, context, config, budget)
 
-    with ThreadPoolExecutor(max_workers=max(1, min(llm.concurrency, len(inputs))),
-                            thread_name_prefix="llm") as pool:
+    with ContextThreadPool(max_workers=max(1, min(llm.concurrency, len(inputs))),
+                           thread_name_prefix="llm") as pool:
         readings = dict(zip(inputs, pool.map(deep_dive, inputs), strict=True))
     if not llm.consolidated or not inputs:
         return readings, {"status": "skipped", "reason": "the consolidated chain is off"}

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
@@ -21,7 +20,8 @@ from metric_stream.bootstrap import Services
 from metric_stream.collectors import COLLECTORS, CollectionFailed, CollectRequest
 from metric_stream.collectors.base import Sleep
 from metric_stream.collectors.http import ResponseCache
-from metric_stream.errors import Conflict, InvalidInput
+from metric_stream.errors import Conflict, InvalidInput, StorageError
+from metric_stream.logs import ContextThreadPool
 from metric_stream.models.kpi import CollectorSource, KpiDefinition
 from metric_stream.services.ingest import (
     ErrorOutcome,
@@ -85,12 +85,14 @@ def collect_all(services: Services, trace_id: str, timestamp: datetime,
         try:
             return collect_kpi(services, request, http, sleep=sleep, base_urls=base_urls,
                                cache=cache)
+        except StorageError:  # neither the value nor its failure can be kept: not the source's
+            raise
         except Exception as exc:
             log.exception("collecting %s for %s failed unexpectedly", kpi.id, trace_id)
             return _unexpected(services, request, exc)
 
     workers = max(1, min(max_concurrency, len(entries)))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="collect") as pool:
+    with ContextThreadPool(max_workers=workers, thread_name_prefix="collect") as pool:
         futures = {kpi.id: pool.submit(run, kpi) for kpi in entries}
     return {kpi_id: future.result() for kpi_id, future in futures.items()}
 

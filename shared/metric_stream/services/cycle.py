@@ -13,20 +13,20 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from metric_stream.bootstrap import Services
 from metric_stream.errors import ConditionFailed, InvalidInput
+from metric_stream.logs import ContextThreadPool, traced
 from metric_stream.models.base import Id, iso
 from metric_stream.models.job import Job, JobStatus, KpiStatus, StageTiming, new_trace_id
 from metric_stream.models.kpi import CollectorSource, KpiDefinition, N8nSource
 from metric_stream.models.wire import KpiTrigger, MultiKpiTrigger
 from metric_stream.ports import AllOf, AnyOf, FieldAtMost, FieldIn, Message, Op, Update
 from metric_stream.services.ingest import ErrorOutcome, IngestOutcome, report_error
-from metric_stream.services.outbound import check_outbound_url
+from metric_stream.services.outbound import checked_addresses, post_checked
 from metric_stream.storage import keys
 
 if TYPE_CHECKING:  # the fan-out's HTTP client and collectors: stage consumers never load them
@@ -117,8 +117,8 @@ def trigger_job(services: Services, job: Job, plan: FanOutPlan, triggers: Trigge
     collected = [e for e in plan.entries if isinstance(e.source, CollectorSource)]
     webhooks = [e for e in plan.entries if isinstance(e.source, N8nSource)]
     outcomes: list[TriggerOutcome] = []
-    with ThreadPoolExecutor(max_workers=max(1, min(triggers.max_concurrency,
-                                                   len(webhooks) or 1))) as pool:
+    with ContextThreadPool(max_workers=max(1, min(triggers.max_concurrency,
+                                                  len(webhooks) or 1))) as pool:
         posted = [pool.submit(post_trigger, services, job, e, triggers) for e in webhooks]
         from metric_stream.services.collect import collect_all
 
@@ -148,8 +148,9 @@ def post_trigger(services: Services, job: Job, entry: KpiDefinition, triggers: T
     assert isinstance(source, N8nSource)
     policy = services.config.get().retry.collection
     last = ""
-    try:
-        url = check_outbound_url(source.webhook_url, services.settings, field="webhookUrl")
+    try:  # the trigger goes to the addresses checked here, not to a later resolution
+        addresses = checked_addresses(source.webhook_url, services.settings,
+                                      field="webhookUrl")
     except Exception as exc:  # refused address, unresolvable host
         last = getattr(exc, "message", str(exc))
         return _trigger_failed(services, job, entry, last, attempts=0)
@@ -160,7 +161,8 @@ def post_trigger(services: Services, job: Job, entry: KpiDefinition, triggers: T
         if attempt:
             triggers.sleep(policy.delay(attempt))
         try:
-            response = triggers.http.post(url, json=body, timeout=10)
+            response = post_checked(triggers.http, source.webhook_url, addresses, json=body,
+                                    timeout=10)
         except httpx.HTTPError as exc:
             last = f"{type(exc).__name__}: {exc}"
             continue
@@ -203,19 +205,23 @@ def schedule_job(services: Services, *, kpis: Sequence[str] | None = None,
     return job
 
 
+@traced("job")
 def fan_out_job(services: Services, job: Job, triggers: Triggers,
                 plan: FanOutPlan | None = None) -> list[TriggerOutcome] | None:
     """Trigger the job's KPIs once (None if another worker already did), then settle it
     if every KPI is in. A job whose fan-out crashed half-way is settled by its timeout."""
+    now = services.clock.now()
     try:
         services.records.write([Update(
-            keys.job_header(job.trace_id), set={"triggeredAt": iso(services.clock.now())},
+            keys.job_header(job.trace_id),
+            set={"triggeredAt": iso(now), **services.jobs.stage_fields("fanout", started=now)},
             condition=AllOf((FieldIn("status", (JobStatus.COLLECTING.value,)),
                              FieldIn("triggeredAt", (None,)))))])
     except ConditionFailed:  # triggered already, or no longer collecting
         return None
     plan = plan or _plan_of(services, job)
     outcomes = trigger_job(services, job, plan, triggers)
+    services.jobs.finish_stage(job.trace_id, "fanout", services.clock.now())
     settle_job(services, job.trace_id)
     return outcomes
 
@@ -233,6 +239,7 @@ def _plan_of(services: Services, job: Job) -> FanOutPlan:
     return FanOutPlan(entries, tuple(job.kpi_ids))
 
 
+@traced("body")
 def run_fan_out(services: Services, body: Mapping[str, Any], triggers: Triggers
                 ) -> StageOutcome:
     """Consume one fan-out message: trigger the job's KPIs, once."""
@@ -261,6 +268,7 @@ def plan_settle(job: Job, now: datetime) -> list[str] | None:
     return None
 
 
+@traced("trace_id")
 def settle_job(services: Services, trace_id: str, *, now: datetime | None = None) -> bool:
     """Fan-in: move a job whose KPIs are all settled (or whose timeout passed) to
     analysis and enqueue it — exactly once, whoever calls this and however often."""
@@ -337,6 +345,7 @@ def parse_stage_message(queue: str, body: Mapping[str, Any]) -> str:
     return trace_id
 
 
+@traced("body")
 def run_stage(services: Services, queue: str, body: Mapping[str, Any], workers: StageWorkers,
               *, owner: str | None = None, lease_s: int = 300) -> StageOutcome:
     """Consume one stage message: claim the stage, do its work, hand the job on.
@@ -395,6 +404,7 @@ def consume(services: Services, queue: str, workers: StageWorkers, *, max_messag
     return outcomes
 
 
+@traced("message")
 def handle_message(services: Services, queue: str, message: Message, workers: StageWorkers,
                    *, lease_s: int = 300, triggers: Triggers | None = None
                    ) -> StageOutcome | None:

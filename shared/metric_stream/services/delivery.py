@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from metric_stream.bootstrap import Services
 from metric_stream.delivery.base import Outgoing
 from metric_stream.errors import ConditionFailed, MetricStreamError, NotFound
+from metric_stream.logs import traced
 from metric_stream.models.base import iso
 from metric_stream.models.config import SystemConfig
 from metric_stream.models.delivery import (
@@ -99,6 +100,7 @@ def deliver_job(services: Services, job: CycleJob) -> Sequence[Op]:
     return []
 
 
+@traced("trace_id")
 def deliver(services: Services, trace_id: str, *, endpoint_ids: Sequence[str] | None = None,
             failed_only: bool = False, resend: bool = False) -> DeliveryRun:
     """Send the job's messages to its recipients (or to `endpoint_ids`), skipping what is
@@ -135,6 +137,8 @@ def deliver(services: Services, trace_id: str, *, endpoint_ids: Sequence[str] | 
         outcomes = _send(services, config, job, consolidated, todo, records, now)
         _record_health(services, config, {e.id: e for e in todo}, outcomes, run)
     run.seconds = time.monotonic() - started
+    log.info("job %s: delivery: %d sent, %d failed, %d already sent, %d skipped in %.2f s",
+             trace_id, run.sent, run.failed, run.already_sent, run.skipped, run.seconds)
     return run
 
 
@@ -335,6 +339,7 @@ def _in_thread(work: Any) -> None:
     """Run `work` where no event loop is running (an async server calls routes from its
     loop's thread; asyncio.run needs a thread of its own)."""
     import asyncio
+    import contextvars
     import threading
 
     try:
@@ -350,7 +355,8 @@ def _in_thread(work: Any) -> None:
         except BaseException as exc:  # re-raised in the caller
             errors.append(exc)
 
-    thread = threading.Thread(target=target, name="delivery-test")
+    context = contextvars.copy_context()  # the request's id stays on its log lines
+    thread = threading.Thread(target=context.run, args=(target,), name="delivery-test")
     thread.start()
     thread.join()
     if errors:

@@ -58,6 +58,8 @@ def package_job(services: Services, job: Job) -> Sequence[Op]:
                               pages=rendered.pages, url=url, demo=job.demo, created_at=now)
     messages = build_messages(summary_of(report, url))
     updated = consolidated.model_copy(update={"messages": messages, "updated_at": now})
+    log.info("job %s: report %s (%d pages, %d bytes) and %d channel message(s)", job.trace_id,
+             key, rendered.pages, len(rendered.data), len(messages))
     return [Put(keys.document(job.trace_id), to_item(document)),
             Put(keys.consolidated(job.trace_id), to_item(updated))]
 

@@ -4,6 +4,7 @@ may work the same job at the same time: the stage claims keep it to one worker."
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -11,10 +12,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from metric_stream.bootstrap import Services
+from metric_stream.logs import job_context
 from metric_stream.models.job import Job, JobStatus, KpiStatus
 from metric_stream.services import cycle
 
 Progress = Callable[[Job, str], None]
+log = logging.getLogger("metric_stream.cycle")
 
 DEMO_KPIS = 12
 DEMO_HISTORY_DAYS = 365
@@ -90,24 +93,9 @@ def run_cycle(services: Services, triggers: cycle.Triggers, *,
         workers = default_workers()
     notify = progress or (lambda job, note: None)
     job, outcomes = cycle.start_job(services, triggers, kpis=kpis, demo=demo)
-    deadline = time.monotonic() + (wait.total_seconds() if wait else 7 * 24 * 3600)
-    last_seen: tuple[str, int] | None = None
-    while True:
-        current = services.jobs.require(job.trace_id)
-        settled = sum(1 for k in current.kpi_ids if current.state_of(k).status.settled)
-        if (current.status.value, settled) != last_seen:
-            last_seen = (current.status.value, settled)
-            notify(current, "progress")
-        if current.status.terminal or time.monotonic() > deadline:
-            break
-        if current.status is JobStatus.COLLECTING:
-            if not cycle.settle_job(services, job.trace_id):
-                time.sleep(poll_s)
-            continue
-        stage = next((s for s in cycle.STAGES.values() if s.status is current.status), None)
-        if stage is None or not cycle.consume(services, stage.queue, workers, wait_seconds=0):
-            time.sleep(poll_s)
-    final = services.jobs.require(job.trace_id)
+    with job_context(job.trace_id):
+        log_started(job, outcomes)
+        final = _work_until_done(services, job, workers, notify, wait, poll_s)
     document = services.packages.document(job.trace_id)
     consolidated = services.packages.consolidated(job.trace_id)
     return RunSummary(
@@ -122,6 +110,60 @@ def run_cycle(services: Services, triggers: cycle.Triggers, *,
         analysis=None if consolidated is None else consolidated.analytics,
         llm=None if consolidated is None else (consolidated.analysis or {}).get("llm"),
     )
+
+
+def _work_until_done(services: Services, job: Job, workers: cycle.StageWorkers,
+                     notify: Progress, wait: timedelta | None, poll_s: float) -> Job:
+    deadline = time.monotonic() + (wait.total_seconds() if wait else 7 * 24 * 3600)
+    last_seen: tuple[str, int] | None = None
+    while True:
+        current = services.jobs.require(job.trace_id)
+        settled = sum(1 for k in current.kpi_ids if current.state_of(k).status.settled)
+        if (current.status.value, settled) != last_seen:
+            last_seen = (current.status.value, settled)
+            notify(current, "progress")
+        if current.status.terminal or time.monotonic() > deadline:
+            break
+        if current.status is JobStatus.COLLECTING:
+            if cycle.settle_job(services, job.trace_id):
+                log.info("job %s: every KPI is in (or its timeout passed); on to analysis",
+                         job.trace_id)
+            else:
+                time.sleep(poll_s)
+            continue
+        stage = next((s for s in cycle.STAGES.values() if s.status is current.status), None)
+        handled = [] if stage is None else cycle.consume(services, stage.queue, workers,
+                                                         wait_seconds=0)
+        for outcome in handled:
+            log_outcome(outcome)
+        if not handled:
+            time.sleep(poll_s)
+    final = services.jobs.require(job.trace_id)
+    if final.status.terminal:
+        log.info("job %s: %s", final.trace_id, final.status.value,
+                 extra={"status": final.status.value, "missing": final.missing or None})
+    else:
+        log.warning("job %s: still %s; stopped waiting", final.trace_id, final.status.value)
+    return final
+
+
+def log_started(job: Job, triggers: Sequence[cycle.TriggerOutcome]) -> None:
+    failed = [t.entry_id for t in triggers if not t.ok]
+    log.info("job %s created with %d KPI(s); %d source(s) triggered, %d failed%s",
+             job.trace_id, len(job.kpi_ids), len(triggers) - len(failed), len(failed),
+             f" ({', '.join(failed[:10])})" if failed else "")
+
+
+def log_outcome(outcome: cycle.StageOutcome) -> None:
+    """One line per stage message handled: INFO when it moved the job on, DEBUG when
+    there was nothing to do (done already, or another worker holds the stage)."""
+    moved = outcome.result in ("advanced", "completed", "triggered")
+    now = (f"; job {outcome.status.value}" if outcome.status and outcome.result != "triggered"
+           else "")
+    log.log(logging.INFO if moved else logging.DEBUG, "job %s: %s stage %s%s",
+            outcome.trace_id, outcome.stage, outcome.result, now,
+            extra={"traceId": outcome.trace_id, "stage": outcome.stage,
+                   "result": outcome.result})
 
 
 def elapsed_since(moment: datetime, now: datetime) -> float:

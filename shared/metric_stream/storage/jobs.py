@@ -7,6 +7,7 @@ A `jobs` index partition lists jobs by creation time.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -186,6 +187,24 @@ class JobStore:
                 raise  # one of the caller's own conditions
             return False
         return True
+
+    @staticmethod
+    def stage_fields(stage: str, *, started: datetime | None = None,
+                     finished: datetime | None = None) -> dict[str, str]:
+        """The header fields that stamp a stage's start and/or end (for an `Update`)."""
+        fields = {}
+        if started is not None:
+            fields[_STAGE_START + stage] = iso(started)
+        if finished is not None:
+            fields[_STAGE_END + stage] = iso(finished)
+        return fields
+
+    def finish_stage(self, trace_id: str, stage: str, now: datetime) -> None:
+        """Stamp the end of a stage that moves no status (the fan-out within collecting)."""
+        with contextlib.suppress(ConditionFailed):  # the job was deleted meanwhile
+            self.records.write([Update(keys.job_header(trace_id),
+                                       set=self.stage_fields(stage, finished=now),
+                                       condition=Exists())])
 
     @staticmethod
     def advance_op(trace_id: str, to: JobStatus, now: datetime, *,

@@ -83,7 +83,11 @@ class Output:
             self.live.start()
 
     def line(self, text: str) -> None:
-        if self.json_mode:
+        from metric_stream.logs import active_format, notice
+
+        if self.json_mode and active_format() == "json":
+            notice(text)  # stderr holds JSON lines only
+        elif self.json_mode:
             print(text, file=sys.stderr)
         elif self.live is not None:
             self.live.console.print(text)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 from typing import Any
 
@@ -47,12 +46,10 @@ def register(commands: Any) -> None:
                              "code paths without an account")
     parser.add_argument("--moto-port", type=port, metavar="PORT",
                         help="port of the moto server with --emulate-aws (default: a free one)")
-    parser.set_defaults(handler=run)
+    parser.set_defaults(handler=run, default_log_level="info")
 
 
 def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.moto_port is not None and not args.emulate_aws:
         raise InvalidInput("only goes with --emulate-aws", field="--moto-port")
     if not args.emulate_aws:
