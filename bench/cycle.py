@@ -22,6 +22,7 @@ tables grow (its cost, not ours).
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import platform
@@ -108,7 +109,7 @@ def check(services: Services, summary: dict[str, Any],
     document = services.packages.document(trace_id)
     sections = 0
     if document is not None:
-        reader = PdfReader(services.settings.blob_root / document.blob_key)
+        reader = PdfReader(io.BytesIO(services.blobs.get(document.blob_key)))
         outline = reader.outline  # [cover, [summary], "Indicators", [a section per KPI], ...]
         titles = [item.title for item in outline if not isinstance(item, list)]
         if "Indicators" in titles:
