@@ -334,9 +334,10 @@ class _Controller(Controller):
 class FakeSmtpServer:
     """An SMTP server on 127.0.0.1 without TLS (so without STARTTLS), recording the
     mail it accepts. With `credentials`, it offers AUTH and checks them; `rcpt_replies`
-    answers chosen recipients (`"550 5.1.1 no such user"`), `data_reply` the DATA."""
+    answers chosen recipients (`"550 5.1.1 no such user"`), `data_reply` the DATA;
+    `port` 0 takes a free one."""
 
-    def __init__(self, credentials: tuple[str, str] | None = None) -> None:
+    def __init__(self, credentials: tuple[str, str] | None = None, *, port: int = 0) -> None:
         self.credentials = credentials
         self.mails: list[Mail] = []
         self.logins: list[tuple[str, str]] = []
@@ -345,7 +346,7 @@ class FakeSmtpServer:
         options: dict[str, Any] = {"auth_require_tls": False}
         if credentials is not None:
             options["authenticator"] = self._authenticate
-        self._controller = _Controller(self, hostname=HOST, port=0,
+        self._controller = _Controller(self, hostname=HOST, port=port,
                                        server_hostname="fake-smtp.test", ready_timeout=10,
                                        **options)
 

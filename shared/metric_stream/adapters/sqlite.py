@@ -121,7 +121,8 @@ class Database:
                     conn.executescript(SCHEMA)
                 self._ready = True
         except (sqlite3.Error, OSError) as exc:
-            raise StorageUnavailable(f"cannot open the database {self.path}: {exc}") from exc
+            raise StorageUnavailable(f"cannot open the database {self.path}: "
+                                     f"{_reason(exc, self.path)}") from exc
         return conn
 
     def create(self) -> list[str]:
@@ -137,7 +138,8 @@ class Database:
             try:
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
-                raise StorageUnavailable(f"cannot write to {self.path}: {exc}") from exc
+                raise StorageUnavailable(f"cannot write to {self.path}: "
+                                         f"{_reason(exc, self.path)}") from exc
             try:
                 yield conn
             except BaseException:
@@ -147,7 +149,8 @@ class Database:
                 conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 _roll_back(conn)
-                raise StorageUnavailable(f"cannot write to {self.path}: {exc}") from exc
+                raise StorageUnavailable(f"cannot write to {self.path}: "
+                                         f"{_reason(exc, self.path)}") from exc
 
     @contextmanager
     def translated(self) -> Iterator[None]:
@@ -155,7 +158,31 @@ class Database:
         try:
             yield
         except sqlite3.Error as exc:
-            raise StorageUnavailable(f"storage error in {self.path}: {exc}") from exc
+            raise StorageUnavailable(f"storage error in {self.path}: "
+                                     f"{_reason(exc, self.path)}") from exc
+
+
+_LOW_SPACE = 1 << 20
+_FILE_SYSTEM_ERRORS = ("SQLITE_IOERR", "SQLITE_FULL", "SQLITE_CANTOPEN", "SQLITE_READONLY")
+
+
+def _reason(exc: BaseException, path: Path) -> str:
+    """SQLite's reason, with the file system's where SQLite only says "disk I/O error"
+    (what it says when the disk fills up while it opens or grows its shared memory)."""
+    reason = str(exc)
+    name = getattr(exc, "sqlite_errorname", "")
+    if not isinstance(exc, OSError) and not name.startswith(_FILE_SYSTEM_ERRORS):
+        return reason  # busy, locked, constraint, ...: nothing the file system explains
+    try:
+        fs = os.statvfs(path.parent)
+    except OSError:
+        return reason
+    if fs.f_flag & os.ST_RDONLY and "read-only" not in reason.lower():
+        return f"{reason} (the file system holding it is read-only)"
+    free = fs.f_bavail * fs.f_frsize
+    if free < _LOW_SPACE and "full" not in reason:
+        return f"{reason} (the disk holding it is full: {free // 1024} KiB free)"
+    return reason
 
 
 def _roll_back(conn: sqlite3.Connection) -> None:

@@ -98,6 +98,9 @@ class CycleLoops:
             workers = default_workers()
         self.workers = workers
         self.poll_seconds = poll_seconds
+        # a stage's claim lasts as long as its message stays hidden: a worker killed in a
+        # stage holds the job no longer than the queue holds its message
+        self.lease_s = max(1, services.settings.queue_visibility_timeout)
         self.stage_queues = stage_queues
         self._make_triggers = triggers
         self._stopping = threading.Event()
@@ -178,7 +181,7 @@ class CycleLoops:
                 triggers = self._triggers() if queue == cycle.FANOUT else None
                 for outcome in cycle.consume(self.services, queue, self.workers,
                                              max_messages=1, wait_seconds=self.poll_seconds,
-                                             triggers=triggers):
+                                             lease_s=self.lease_s, triggers=triggers):
                     log_outcome(outcome)
                 failures = 0
             except Exception as exc:  # the queue itself failed; handle_message caught the rest

@@ -22,7 +22,7 @@ import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from metric_stream.bootstrap import Services
@@ -93,7 +93,11 @@ def recipients(services: Services, job: CycleJob, consolidated: ConsolidatedPack
 # ---------------------------------------------------------------- the stage
 def deliver_job(services: Services, job: CycleJob) -> Sequence[Op]:
     """The stage worker: deliver, update endpoint health, alert the operators."""
-    run = deliver(services, job.trace_id)
+    # The sends are leased for as long as this stage's claim: a re-run after a crash
+    # (it claims the stage once the claim has lapsed) sends them again, never skips them.
+    claim = services.jobs.require(job.trace_id).lease_until
+    run = deliver(services, job.trace_id,
+                  lease_until=datetime.fromtimestamp(claim, UTC) if claim else None)
     from metric_stream.services.alerts import alert_after_delivery
 
     alert_after_delivery(services, job, run)
@@ -102,9 +106,11 @@ def deliver_job(services: Services, job: CycleJob) -> Sequence[Op]:
 
 @traced("trace_id")
 def deliver(services: Services, trace_id: str, *, endpoint_ids: Sequence[str] | None = None,
-            failed_only: bool = False, resend: bool = False) -> DeliveryRun:
+            failed_only: bool = False, resend: bool = False,
+            lease_until: datetime | None = None) -> DeliveryRun:
     """Send the job's messages to its recipients (or to `endpoint_ids`), skipping what is
-    recorded as sent unless `resend`; `failed_only` sends only where the last try failed."""
+    recorded as sent unless `resend`; `failed_only` sends only where the last try failed.
+    The sends are someone else's until `lease_until` (default: long enough for them)."""
     started = time.monotonic()
     config = services.config.get()
     job = services.jobs.require(trace_id)
@@ -134,7 +140,8 @@ def deliver(services: Services, trace_id: str, *, endpoint_ids: Sequence[str] | 
             todo.append(endpoint)
     run.planned = len(todo)
     if todo:
-        outcomes = _send(services, config, job, consolidated, todo, records, now)
+        outcomes = _send(services, config, job, consolidated, todo, records, now,
+                         lease_until or now + timedelta(seconds=_lease_s(config)))
         _record_health(services, config, {e.id: e for e in todo}, outcomes, run)
     run.seconds = time.monotonic() - started
     log.info("job %s: delivery: %d sent, %d failed, %d already sent, %d skipped in %.2f s",
@@ -150,11 +157,11 @@ def _lease_s(config: SystemConfig) -> float:
 
 def _send(services: Services, config: SystemConfig, job: CycleJob,
           consolidated: ConsolidatedPackage, endpoints: list[DeliveryEndpoint],
-          records: Mapping[str, DeliveryRecord], now: datetime) -> dict[str, Outcome]:
+          records: Mapping[str, DeliveryRecord], now: datetime, lease_until: datetime
+          ) -> dict[str, Outcome]:
     from metric_stream.delivery.channels import channel_kind
     from metric_stream.delivery.engine import Engine, Job, run_jobs
 
-    lease_until = now + timedelta(seconds=_lease_s(config))
     pdf = _pdf(services, job.trace_id) if any(e.attach_pdf for e in endpoints) else None
     document = services.packages.document(job.trace_id)
     jobs: list[Job] = []
