@@ -81,7 +81,8 @@ def clock() -> ManualClock:
 def make_services(kind: str, tmp_path: Path, clock: ManualClock, **overrides: object) -> Services:
     options: dict[str, object] = {"queue_max_receives": 2, "queue_visibility_timeout": 30}
     options.update(overrides)
-    if kind == "aws":
+    if kind == "aws":  # the tests' sources and sinks listen on loopback
+        options.setdefault("outbound_allow_loopback", True)
         settings = Settings(backend="aws", table_name="ms-test", bucket_name="ms-test-blobs",
                             queue_prefix="ms-test-", **options)  # type: ignore[arg-type]
     else:

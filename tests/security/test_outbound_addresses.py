@@ -20,13 +20,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from metric_stream.api.app import build_api
-from metric_stream.bootstrap import build_services
+from metric_stream.bootstrap import Services, build_services
+from metric_stream.collectors import CollectRequest
 from metric_stream.errors import Forbidden
 from metric_stream.models import KpiDefinition, N8nSource
 from metric_stream.models.delivery import DeliveryEndpoint
+from metric_stream.models.job import Job, KpiStatus
+from metric_stream.models.kpi import CollectorSource
+from metric_stream.services.collect import collect_kpi
 from metric_stream.services.outbound import check_outbound_url
 from metric_stream.settings import Settings
 from tests.delivery_fakes import FakeHttpServer, Reply
@@ -248,12 +253,65 @@ def test_allowing_private_addresses_never_allows_metadata(tmp_path: Path, dns: F
             check_outbound_url(url, allowed)
 
 
-@pytest.mark.xfail(strict=True, reason="a built-in collector's params.baseUrl is not an "
-                                       "outbound URL the checks know: not checked when "
-                                       "saved nor when collected")
-def test_a_collector_base_url_is_checked_too(strict: InProcess, dns: FakeDns) -> None:
-    kpi = {"id": "mirror", "name": "mirror", "kpiType": "price",
-           "source": {"kind": "collector", "collector": "coingecko",
-                      "params": {"baseUrl": "http://169.254.169.254/latest"}}}
-    saved = strict.call("POST", "/api/kpis", ADMIN, json.dumps(kpi).encode())
-    assert saved.status == 403, saved.body
+def test_a_collector_mirror_is_checked_when_saved(strict: InProcess, dns: FakeDns) -> None:
+    dns.names["mirror.test"] = "10.1.2.3"
+    for url, status in (("http://169.254.169.254/latest", 403), ("http://mirror.test/v3", 403),
+                        ("http://127.0.0.1:9/api", 403), ("ftp://mirror.example/v3", 422),
+                        (["http://x"], 422)):
+        kpi = {"id": "mirror", "name": "mirror", "kpiType": "price",
+               "source": {"kind": "collector", "collector": "coingecko-price",
+                          "params": {"coin": "bitcoin", "baseUrl": url}}}
+        saved = strict.call("POST", "/api/kpis", ADMIN, json.dumps(kpi).encode())
+        assert saved.status == status, (url, saved.body)
+        assert json.loads(saved.body)["error"]["field"] == "source.params.baseUrl", saved.body
+    assert strict.call("GET", "/api/kpis/mirror", ADMIN).status == 404
+
+
+def _collect_from(services: Services, url: str) -> dict[str, Any]:
+    """Collect a KPI whose mirror is `url` (stored as it was saved before the rules or
+    the name changed), and the failure the job recorded."""
+    kpi = KpiDefinition(id="mirrored", name="mirrored", kpi_type="price", source=CollectorSource(
+        collector="coingecko-price", params={"coin": "bitcoin", "baseUrl": url}))
+    now = services.clock.now()
+    services.registry.kpis.create(kpi.stamped(now))
+    services.jobs.create(Job(trace_id="mirror-trace", created_at=now, kpi_ids=["mirrored"]))
+    with httpx.Client(timeout=5) as http:
+        collect_kpi(services, CollectRequest("mirror-trace", now, kpi), http,
+                    sleep=lambda _: None)
+    state = services.jobs.require("mirror-trace").state_of("mirrored")
+    assert state.status is KpiStatus.FAILED and state.error is not None, state
+    return dict(state.error)
+
+
+@pytest.fixture
+def strict_services(seeded_home: Seeded, dns: FakeDns) -> Services:
+    return build_services(keyed_settings(seeded_home.home).model_copy(
+        update={"outbound_allow_loopback": False}))
+
+
+def test_a_collector_mirror_is_checked_when_collected(strict_services: Services,
+                                                      receiver: FakeHttpServer) -> None:
+    error = _collect_from(strict_services, f"http://127.0.0.1:{receiver.port}/api/v3")
+    assert error["code"] == "refused_url" and "loopback" in error["message"], error
+    assert receiver.requests == []
+
+
+def test_a_collector_mirror_cannot_redirect_to_metadata(seeded_home: Seeded, dns: FakeDns,
+                                                        receiver: FakeHttpServer) -> None:
+    """The mirror (loopback, allowed here) answers with a redirect to the metadata
+    service: the redirect is checked when it connects, and refused."""
+    services = build_services(keyed_settings(seeded_home.home))
+    receiver.script(*[Reply(302, b"", {"location": "http://169.254.169.254/latest/meta-data"})
+                      for _ in range(4)])
+    error = _collect_from(services, f"http://127.0.0.1:{receiver.port}/api/v3")
+    assert error["code"] == "refused_url" and "metadata" in error["message"], error
+    assert len(receiver.requests) == 1  # asked once, not retried
+
+
+def test_a_rebinding_collector_mirror_reaches_nothing(strict_services: Services, dns: FakeDns,
+                                                      receiver: FakeHttpServer) -> None:
+    dns.rebinding["rebind.test"] = (PUBLIC, "127.0.0.1")
+    error = _collect_from(strict_services, f"http://rebind.test:{receiver.port}/api/v3")
+    assert error["code"] in ("retries_exhausted", "request_error"), error
+    assert receiver.requests == []
+    assert ("rebind.test", "127.0.0.1") not in dns.asked  # connected to the address checked

@@ -112,7 +112,14 @@ def check_kpi(services: Services, kpi: KpiDefinition) -> list[str]:
         if source.collector not in COLLECTORS:
             raise InvalidInput(f"{source.collector!r} is not a built-in collector; known: "
                                f"{sorted(COLLECTORS)}", field="source.collector")
-        return []
+        mirror = source.params.get("baseUrl")
+        if mirror is None:
+            return []
+        if not isinstance(mirror, str) or urlsplit(mirror).scheme not in ("http", "https") \
+                or not urlsplit(mirror).hostname:
+            raise InvalidInput("must be an absolute http(s) URL (a mirror of the source)",
+                               field="source.params.baseUrl")
+        return check_url(mirror, services.settings, field="source.params.baseUrl")
     return check_url(source.webhook_url, services.settings, field="source.webhookUrl")
 
 

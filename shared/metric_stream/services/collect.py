@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -20,7 +21,7 @@ from metric_stream.bootstrap import Services
 from metric_stream.collectors import COLLECTORS, CollectionFailed, CollectRequest
 from metric_stream.collectors.base import Sleep
 from metric_stream.collectors.http import ResponseCache
-from metric_stream.errors import Conflict, InvalidInput, StorageError
+from metric_stream.errors import Conflict, Forbidden, InvalidInput, StorageError
 from metric_stream.logs import ContextThreadPool
 from metric_stream.models.kpi import CollectorSource, KpiDefinition
 from metric_stream.services.ingest import (
@@ -30,6 +31,7 @@ from metric_stream.services.ingest import (
     ingest,
     report_error,
 )
+from metric_stream.services.outbound import check_outbound_url, checked_client
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +56,14 @@ def collect_kpi(services: Services, request: CollectRequest, http: httpx.Client,
                        f"known: {', '.join(sorted(COLLECTORS))}",
             "name": "UnknownCollector", "code": "unknown_collector"})
     policy = services.config.get().retry.collection
+    mirror = _own_base_url(source)
+    checked: httpx.Client | None = None
+    if mirror is not None:  # set through the API: an outbound URL like any other
+        try:
+            check_outbound_url(mirror, services.settings, field="source.params.baseUrl")
+        except Forbidden as refused:
+            return _failed(services, request, component, _outbound(name, refused))
+        checked = http = checked_client(services.settings, timeout=http.timeout)
     collector = collector_class(http, policy, (base_urls or {}).get(name), sleep=sleep,
                                 cache=cache)
     try:
@@ -62,6 +72,11 @@ def collect_kpi(services: Services, request: CollectRequest, http: httpx.Client,
         return _failed(services, request, component, failure.error)
     except InvalidInput as refused:
         return _failed(services, request, component, _refused(name, refused))
+    except Forbidden as refused:  # a redirect, or the name resolving elsewhere since
+        return _failed(services, request, component, _outbound(name, refused))
+    finally:
+        if checked is not None:
+            checked.close()
     try:
         return ingest(services, result, source=component)
     except (InvalidInput, Conflict) as refused:
@@ -95,6 +110,20 @@ def collect_all(services: Services, trace_id: str, timestamp: datetime,
     with ContextThreadPool(max_workers=workers, thread_name_prefix="collect") as pool:
         futures = {kpi.id: pool.submit(run, kpi) for kpi in entries}
     return {kpi_id: future.result() for kpi_id, future in futures.items()}
+
+
+def _own_base_url(source: CollectorSource) -> str | None:
+    """The KPI's own `params.baseUrl`, when it is an http(s) URL (the collector refuses
+    any other value itself)."""
+    url = source.params.get("baseUrl")
+    if isinstance(url, str) and urlsplit(url).scheme in ("http", "https"):
+        return url
+    return None
+
+
+def _outbound(name: str, refused: Forbidden) -> dict[str, Any]:
+    return {"message": f"{name}: params.baseUrl refused: {refused.message}",
+            "name": "Forbidden", "code": "refused_url", "source": name}
 
 
 def _refused(name: str, error: InvalidInput | Conflict) -> dict[str, Any]:

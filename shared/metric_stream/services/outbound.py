@@ -1,18 +1,20 @@
-"""Checks on every URL metric-stream calls out to (n8n webhooks, delivery webhooks):
-no private, link-local or cloud-metadata address unless the operator allows it.
+"""Checks on every URL metric-stream calls out to (n8n webhooks, delivery webhooks, a
+collector's `params.baseUrl`, Apprise's services): no private, link-local or
+cloud-metadata address unless the operator allows it.
 
 The host is resolved and every address it resolves to is checked, so a public name
 pointing at 169.254.169.254 is refused as well; `post_checked` then connects to those
 addresses only, so a name that resolves elsewhere a moment later (DNS rebinding) does
-not lead the request there.
+not lead the request there. `checked_client` goes further for clients that follow
+redirects: every connection it opens, to any host, is checked when it is made.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from metric_stream.errors import Forbidden, InvalidInput
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
 METADATA = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254"),
             ipaddress.ip_address("100.100.100.200")}
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+T = TypeVar("T")
 
 
 def address_refusal(address: IPAddress, settings: Settings) -> str | None:
@@ -62,18 +65,48 @@ def checked_addresses(url: str, settings: Settings, *, field: str = "url") -> li
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
         raise InvalidInput("has an invalid port", field=field) from None
+    return resolve_checked(parts.hostname, port, settings, field=field)
+
+
+def resolve_checked(host: str, port: int, settings: Settings, *, field: str = "url"
+                    ) -> list[IPAddress]:
+    """The addresses `host` resolves to (once each, in the resolver's order), if
+    metric-stream may connect to every one; `Forbidden` saying why not otherwise."""
     try:
-        infos = socket.getaddrinfo(parts.hostname, port, proto=socket.IPPROTO_TCP)
-    except socket.gaierror as exc:
-        raise Forbidden(f"{parts.hostname} cannot be resolved: {exc.strerror}",
-                        field=field) from None
+        infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError) as exc:
+        reason = exc.strerror if isinstance(exc, socket.gaierror) else "not a valid name"
+        raise Forbidden(f"{host} cannot be resolved: {reason}", field=field) from None
     addresses = list(dict.fromkeys(ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
                                    for info in infos))
     for address in addresses:
         reason = address_refusal(address, settings)
         if reason:
-            raise Forbidden(f"{parts.hostname} resolves to {address}, {reason}", field=field)
+            raise Forbidden(f"{host} resolves to {address}, {reason}", field=field)
     return addresses
+
+
+def connect_checked(host: str, port: int, settings: Settings,
+                    connect: Callable[[tuple[str, int]], T], *,
+                    errors: tuple[type[Exception], ...] = (OSError,)) -> T:
+    """`connect((address, port))` to the first address of `host` that answers (`errors`
+    move on to the next), every address checked first (`Forbidden` if one may not be
+    called)."""
+    failed: Exception | None = None
+    for address in resolve_checked(host, port, settings):
+        try:
+            return connect((str(address), port))
+        except errors as exc:
+            failed = exc
+    raise failed or OSError(f"{host} resolves to no address")
+
+
+def checked_client(settings: Settings, **options: Any) -> httpx.Client:
+    """An httpx client whose every connection (redirects too) is checked when it is made,
+    to the address checked: `Forbidden` comes out of a request to a refused address."""
+    import httpx
+
+    return httpx.Client(transport=_checked_transport(settings), **options)
 
 
 def post_checked(http: httpx.Client, url: str, addresses: Sequence[IPAddress],
@@ -96,3 +129,30 @@ def post_checked(http: httpx.Client, url: str, addresses: Sequence[IPAddress],
     if failed is None:
         raise ValueError("no address to post to")
     raise failed
+
+
+
+def _checked_transport(settings: Settings) -> httpx.HTTPTransport:
+    """httpx's transport over a connection pool whose network backend connects only to
+    checked addresses (httpcore asks the backend for every new connection; TLS still
+    verifies the name asked for). Built on first use, so httpx loads only when needed."""
+    import httpcore
+    import httpx
+
+    class CheckedBackend(httpcore.SyncBackend):
+        def connect_tcp(self, host: str, port: int, timeout: float | None = None,
+                        local_address: str | None = None,
+                        socket_options: Any = None) -> httpcore.NetworkStream:
+            def connect(address: tuple[str, int]) -> httpcore.NetworkStream:
+                return super(CheckedBackend, self).connect_tcp(
+                    address[0], address[1], timeout, local_address, socket_options)
+
+            return connect_checked(host, port, settings, connect,
+                                   errors=(httpcore.ConnectError, httpcore.ConnectTimeout))
+
+    class CheckedTransport(httpx.HTTPTransport):
+        def __init__(self) -> None:  # httpx's own pool, but with the checking backend
+            self._pool = httpcore.ConnectionPool(ssl_context=httpx.create_ssl_context(),
+                                                 network_backend=CheckedBackend())
+
+    return CheckedTransport()
