@@ -56,12 +56,14 @@ LOOPBACK_NOTATIONS = ["2130706433", "0x7f000001", "017700000001", "127.1", "0177
 class FakeDns:
     """`socket.getaddrinfo` for the test's names: each maps to an address, or to one
     address when a check asks and another when a connection does (a rebinding name
-    with a zero TTL); other hosts go to the real resolver (IP literals, inet_aton
+    with a zero TTL), or to one address the first n times and another after (a name
+    whose owner flips it); other hosts go to the real resolver (IP literals, inet_aton
     notations, localhost)."""
 
     real: Any
     names: dict[str, str] = field(default_factory=dict)
     rebinding: dict[str, tuple[str, str]] = field(default_factory=dict)
+    flipping: dict[str, tuple[str, int, str]] = field(default_factory=dict)  # first, n, then
     asked: list[tuple[str, str]] = field(default_factory=list)
 
     def __call__(self, host: Any, port: Any, family: int = 0, type: int = 0,
@@ -70,6 +72,9 @@ class FakeDns:
         if name in self.rebinding:
             checked, connected = self.rebinding[name]
             address = checked if _asked_by_a_check() else connected
+        elif name in self.flipping:
+            first, times, then = self.flipping[name]
+            address = first if sum(1 for n, _ in self.asked if n == name) < times else then
         elif name in self.names:
             address = self.names[name]
         else:
@@ -239,6 +244,24 @@ def test_a_rebinding_name_gets_no_delivery_through(strict: InProcess, dns: FakeD
     outcome = json.loads(answer.body)
     assert not outcome["delivered"] and "refused" in outcome["error"], outcome
     assert ("rebind.test", "127.0.0.1") in dns.asked  # asked when connecting, and refused
+    assert receiver.requests == []
+
+
+def test_a_flipping_name_gets_no_apprise_delivery_through(strict: InProcess, dns: FakeDns,
+                                                          receiver: FakeHttpServer) -> None:
+    """Apprise (here its form service) checks the name before sending; the name flips to
+    loopback right after: the connection Apprise opens is checked again, and refused."""
+    dns.names["flip.test"] = PUBLIC
+    endpoint = {"id": "flip", "name": "flip", "url": f"form://flip.test:{receiver.port}/hook"}
+    saved = strict.call("POST", "/api/endpoints", ADMIN, json.dumps(endpoint).encode())
+    assert saved.status == 201, saved.body
+    del dns.names["flip.test"]
+    dns.asked.clear()
+    dns.flipping["flip.test"] = (PUBLIC, 2, "127.0.0.1")  # the channel's check and the URL's
+    answer = strict.call("POST", "/api/endpoints/flip/test", ADMIN)
+    outcome = json.loads(answer.body)
+    assert not outcome["delivered"] and "a loopback address" in outcome["error"], outcome
+    assert ("flip.test", "127.0.0.1") in dns.asked  # asked when connecting, and refused
     assert receiver.requests == []
 
 

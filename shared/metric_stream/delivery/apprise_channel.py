@@ -6,7 +6,9 @@ retried like a 5xx (with the delivery retries) and its reason is Apprise's log l
 Apprise does its own HTTP (requests, in threads of its own): once Apprise has sent for
 us, every request made through `requests` in this process (only Apprise uses it) is
 checked against the outbound rules (its host resolved and refused if private, loopback
-or metadata, unless allowed) and does not follow redirects.
+or metadata, unless allowed) and does not follow redirects; and the connection it then
+opens goes to an address resolved and checked at that moment, so a name that resolves
+elsewhere after the first check (DNS rebinding) leads nowhere.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -27,10 +30,16 @@ log = logging.getLogger(__name__)
 _guard: dict[str, Settings] = {}
 
 
+_connecting = threading.local()  # the settings a `requests` call in this thread checks with
+
+
 def _install_guard(settings: Settings) -> None:
     """Wrap requests' Session.request (once): no redirects, the outbound check on every
-    URL, with the latest settings."""
+    URL, with the latest settings; and urllib3's connection factory, so that the
+    connections those requests open (in the same thread) go to checked addresses only.
+    Other urllib3 users (botocore) call the factory outside a guarded request: unchanged."""
     import requests.sessions
+    import urllib3.util.connection
 
     _guard["settings"] = settings
     original = requests.sessions.Session.request
@@ -39,15 +48,36 @@ def _install_guard(settings: Settings) -> None:
 
     def request(self: Any, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
         settings = _guard.get("settings")
-        if settings is not None:
-            kwargs["allow_redirects"] = False
-            refusal = _url_refusal(url, settings)
-            if refusal:
-                raise requests.exceptions.ConnectionError(refusal)
-        return original(self, method, url, *args, **kwargs)
+        if settings is None:
+            return original(self, method, url, *args, **kwargs)
+        kwargs["allow_redirects"] = False
+        refusal = _url_refusal(url, settings)
+        if refusal:
+            raise requests.exceptions.ConnectionError(refusal)
+        _connecting.settings = settings
+        try:
+            return original(self, method, url, *args, **kwargs)
+        finally:
+            _connecting.settings = None
+
+    create_connection = urllib3.util.connection.create_connection
+
+    def checked_connection(address: tuple[str, int], *args: Any, **kwargs: Any) -> Any:
+        settings = getattr(_connecting, "settings", None)
+        if settings is None:
+            return create_connection(address, *args, **kwargs)
+        from metric_stream.services.outbound import connect_checked
+
+        host, port = address
+        try:
+            return connect_checked(host, port, settings,
+                                   lambda checked: create_connection(checked, *args, **kwargs))
+        except Forbidden as refused:  # an OSError reads as a connection failure to urllib3
+            raise ConnectionRefusedError(f"refused: {refused.message}") from None
 
     request._metric_stream_guard = True  # type: ignore[attr-defined]
     requests.sessions.Session.request = request  # type: ignore[method-assign,assignment]
+    urllib3.util.connection.create_connection = checked_connection
 
 
 def _url_refusal(url: str, settings: Settings) -> str | None:
