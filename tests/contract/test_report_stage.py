@@ -10,13 +10,17 @@ import re
 from datetime import timedelta
 
 import httpx
+import pytest
 from pypdf import PdfReader
 
 from metric_stream.bootstrap import Services
+from metric_stream.charts.wire import specs_from_json
 from metric_stream.clock import ManualClock
 from metric_stream.collectors.demo import demo_registry, seed_history
+from metric_stream.errors import NotFound
 from metric_stream.models import JobStatus, KpiDefinition, N8nSource
 from metric_stream.services import admin, cycle
+from metric_stream.services.analysis import report_charts_key
 from metric_stream.services.stages import default_workers
 
 
@@ -93,3 +97,67 @@ def test_the_report_link_fits_the_backend(services: Services, clock: ManualClock
     else:
         assert document.url.startswith("file://") and document.url.endswith(f"{trace_id}.pdf")
     assert services.jobs.require(trace_id).status is JobStatus.COMPLETE
+
+
+def _pdf_text(services: Services, trace_id: str) -> str:
+    document = services.packages.document(trace_id)
+    assert document is not None
+    reader = PdfReader(io.BytesIO(services.blobs.get(document.blob_key)))
+    return re.sub(r"\s+", " ", " ".join(p.extract_text() or "" for p in reader.pages))
+
+
+def test_packaging_draws_the_charts_the_analysis_saw(services: Services, clock: ManualClock,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The analysis hands its chart specs to the packaging stage (one blob), which draws
+    them without reading the points again, then forgets them."""
+    entries = demo_registry(3)
+    for entry in entries:
+        services.registry.kpis.create(entry)
+    seed_history(services, entries, 90, (clock.now() - timedelta(days=1)).date())
+    with httpx.Client() as http:
+        job, _ = cycle.start_job(services, cycle.Triggers(http))
+    workers = default_workers()
+    cycle.consume(services, "analysis", workers, wait_seconds=1)
+    key = report_charts_key(job.trace_id)
+    specs = specs_from_json(services.blobs.get(key))
+    analysed = {p.kpi_id for p in services.packages.list(job.trace_id)}
+    assert set(specs) == analysed and all(s is not None and s.series for s in specs.values())
+
+    read: list[str] = []
+    points = services.timeseries.points
+    monkeypatch.setattr(services.timeseries, "points",
+                        lambda kpi_id, **kw: read.append(kpi_id) or points(kpi_id, **kw))
+    cycle.consume(services, "packaging", workers, wait_seconds=1)
+    assert read == []
+    assert services.jobs.require(job.trace_id).status is JobStatus.DELIVERING
+    with pytest.raises(NotFound):
+        services.blobs.get(key)
+    assert all(k in _pdf_text(services, job.trace_id) for k in analysed)
+
+
+@pytest.mark.parametrize("damage", ["missing", "unreadable"])
+def test_packaging_reads_the_points_without_the_analysis_charts(
+        services: Services, clock: ManualClock, monkeypatch: pytest.MonkeyPatch,
+        damage: str) -> None:
+    entries = demo_registry(2)
+    for entry in entries:
+        services.registry.kpis.create(entry)
+    seed_history(services, entries, 30, (clock.now() - timedelta(days=1)).date())
+    with httpx.Client() as http:
+        job, _ = cycle.start_job(services, cycle.Triggers(http))
+    workers = default_workers()
+    cycle.consume(services, "analysis", workers, wait_seconds=1)
+    key = report_charts_key(job.trace_id)
+    if damage == "missing":
+        services.blobs.delete(key)
+    else:
+        services.blobs.put(key, b'{"version": 1, "specs": {"x": {"series": 3}}}',
+                           content_type="application/json")
+    read: list[str] = []
+    points = services.timeseries.points
+    monkeypatch.setattr(services.timeseries, "points",
+                        lambda kpi_id, **kw: read.append(kpi_id) or points(kpi_id, **kw))
+    cycle.consume(services, "packaging", workers, wait_seconds=1)
+    assert sorted(read) == sorted(p.kpi_id for p in services.packages.list(job.trace_id))
+    document = services.packages.document(job.trace_id)
+    assert document is not None and document.pages

@@ -147,19 +147,47 @@ def store_charts(services: Services, job: Job, config: SystemConfig,
     def vector(spec: ChartSpec, fmt: str) -> bytes:
         return scene_svg(build_scene(spec), spec.title)
 
-    chart_keys: dict[str, str] = {}
-    images: dict[str, tuple[str, bytes]] = {}
-    for kpi_id, item in inputs.items():
+    def store(kpi_id: str, spec: ChartSpec) -> tuple[str, tuple[str, bytes] | None]:
         needs_image = wants_image.get(kpi_id, False)
         record = store_chart(
-            services, chart_spec(item, job.demo), fmt="png" if needs_image else "svg",
+            services, spec, fmt="png" if needs_image else "svg",
             chart_id=job_chart_id(job.trace_id, kpi_id), kpi_id=kpi_id,
             trace_id=job.trace_id, policy=config.retry.chart, fallback=config.fallback,
             render=None if needs_image else vector)
-        chart_keys[kpi_id] = record.chart_id
         if needs_image and not record.fallback:
-            images[kpi_id] = ("image/png", services.blobs.get(record.blob_key))
+            return record.chart_id, ("image/png", services.blobs.get(record.blob_key))
+        return record.chart_id, None
+
+    specs = {kpi_id: chart_spec(item, job.demo) for kpi_id, item in inputs.items()}
+    # two at a time: one is drawn while the other's blob is written (and synced)
+    with ContextThreadPool(max_workers=2, thread_name_prefix="chart") as pool:
+        stored = {k: pool.submit(store, k, spec) for k, spec in specs.items()}
+    chart_keys: dict[str, str] = {}
+    images: dict[str, tuple[str, bytes]] = {}
+    for kpi_id, future in stored.items():
+        chart_keys[kpi_id], image = future.result()
+        if image is not None:
+            images[kpi_id] = image
+    store_report_charts(services, job, {k: specs[k] if inputs[k].entry and inputs[k].points
+                                        else None for k in inputs})
     return chart_keys, images
+
+
+def report_charts_key(trace_id: str) -> str:
+    return f"stages/{trace_id}/chart-specs.json"
+
+
+def store_report_charts(services: Services, job: Job,
+                        specs: Mapping[str, ChartSpec | None]) -> None:
+    """The charts the report will draw, as the analysis built them (see `charts.wire`)."""
+    from metric_stream.charts.wire import specs_to_json
+
+    try:
+        services.blobs.put(report_charts_key(job.trace_id), specs_to_json(specs),
+                           content_type="application/json")
+    except Exception:  # a shortcut only: the packaging stage then reads the points again
+        log.warning("job %s: the report's chart specs could not be stored", job.trace_id,
+                    exc_info=True)
 
 
 # ---------------------------------------------------------------- LLM chains

@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 from metric_stream.bootstrap import Services
-from metric_stream.charts.render import chart_for_kpi
+from metric_stream.charts.render import ChartSpec, chart_for_kpi
 from metric_stream.errors import NotFound
 from metric_stream.models.job import Job, KpiStatus
 from metric_stream.models.kpi import CollectorSource, KpiDefinition
@@ -27,7 +27,7 @@ from metric_stream.report.content import (
     SourceLine,
     StageTime,
 )
-from metric_stream.services.analysis import HISTORY, display_name
+from metric_stream.services.analysis import HISTORY, display_name, report_charts_key
 from metric_stream.storage import keys
 from metric_stream.storage.collection import to_item
 
@@ -52,6 +52,7 @@ def package_job(services: Services, job: Job) -> Sequence[Op]:
     rendered = render_pdf(report)
     key = report_key(job)
     services.blobs.put(key, rendered.data, content_type="application/pdf")
+    _forget_report_charts(services, job)
     url = document_url(services, job.trace_id, key)
     now = services.clock.now()
     document = DocumentRecord(trace_id=job.trace_id, blob_key=key, size_bytes=len(rendered.data),
@@ -91,7 +92,9 @@ def report_data(services: Services, job: Job, consolidated: ConsolidatedPackage)
     config = services.config.get()
     sources = services.registry.kpi_sources()
     packages = {p.kpi_id: p for p in services.packages.list(job.trace_id)}
-    sections = [section_of(services, job, packages[k], sources.get(k), config.fallback.chart_text)
+    charts = report_charts(services, job)
+    sections = [section_of(services, job, packages[k], sources.get(k), config.fallback.chart_text,
+                           charts)
                 for k in job.kpi_ids if k in packages]
     analysis = consolidated.analysis or {}
     llm = analysis.get("llm") or {}
@@ -114,12 +117,40 @@ def report_data(services: Services, job: Job, consolidated: ConsolidatedPackage)
     )
 
 
+def report_charts(services: Services, job: Job) -> dict[str, ChartSpec | None]:
+    """The chart specs the analysis stage built for the report; {} when they cannot be
+    read (then each section's points are read again)."""
+    from metric_stream.charts.wire import specs_from_json
+
+    try:
+        data = services.blobs.get(report_charts_key(job.trace_id))
+    except NotFound:
+        return {}
+    try:
+        return specs_from_json(data)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        log.warning("job %s: unreadable chart specs (%s); reading the points again",
+                    job.trace_id, exc)
+        return {}
+
+
+def _forget_report_charts(services: Services, job: Job) -> None:
+    try:
+        services.blobs.delete(report_charts_key(job.trace_id))
+    except Exception:  # left behind, harmless: a retried packaging reads the points
+        log.warning("job %s: chart specs not deleted", job.trace_id, exc_info=True)
+
+
 def section_of(services: Services, job: Job, package: KpiPackage, entry: KpiDefinition | None,
-               chart_text: str) -> KpiSection:
+               chart_text: str, charts: Mapping[str, ChartSpec | None] | None = None
+               ) -> KpiSection:
     kpi_id = package.kpi_id
-    points = services.timeseries.points(kpi_id, start=job.created_at - HISTORY,
-                                        end=job.created_at + timedelta(days=1))
-    chart = chart_for_kpi(entry, kpi_id, points, demo=job.demo) if entry and points else None
+    if charts is not None and kpi_id in charts:
+        chart = charts[kpi_id]
+    else:
+        points = services.timeseries.points(kpi_id, start=job.created_at - HISTORY,
+                                            end=job.created_at + timedelta(days=1))
+        chart = chart_for_kpi(entry, kpi_id, points, demo=job.demo) if entry and points else None
     return KpiSection(
         kpi_id=kpi_id, name=display_name(entry, kpi_id), value=package.value,
         timestamp=package.timestamp, analytics=package.analytics or {},
