@@ -65,10 +65,11 @@ def operators(services: Services) -> list[Any]:
 
 
 def raise_alert(services: Services, scope: str, cause: str, title: str,
-                lines: Sequence[str]) -> bool:
-    """Send the alert to the operator channels, once per (scope, cause). Answers whether
-    this call sent it (False: already sent, or no operator channel)."""
-    targets = operators(services)
+                lines: Sequence[str], targets: Sequence[Any] | None = None) -> bool:
+    """Send the alert to the operator channels (`targets`, if already read), once per
+    (scope, cause). Answers whether this call sent it (False: already sent, or no
+    operator channel)."""
+    targets = operators(services) if targets is None else targets
     if not targets:
         return False
     try:
@@ -106,21 +107,22 @@ def raise_alert(services: Services, scope: str, cause: str, title: str,
 
 def alert_after_delivery(services: Services, job: Job, run: DeliveryRun) -> None:
     """The job's alerts: partial/failed, failed LLM chains, endpoints disabled."""
-    if not operators(services):
+    targets = operators(services) if run.operators is None else run.operators
+    if not targets:
         return
     trace = job.trace_id
     if job.partial or job.status is JobStatus.FAILED:
         lines = [f"{k}: {_reason(job, k)}" for k in job.missing]
         raise_alert(services, trace, "partial",
                     f"job {trace} is partial: {len(job.missing)} of {len(job.kpi_ids)} "
-                    "KPIs missing", lines)
+                    "KPIs missing", lines, targets)
     consolidated = services.packages.consolidated(trace)
     llm = ((consolidated.analysis or {}) if consolidated else {}).get("llm") or {}
     failures = llm.get("failures") or []
     if failures:
         raise_alert(services, trace, "llm",
                     f"job {trace}: {len(failures)} LLM analysis chain(s) failed",
-                    [f"{f.get('kpiId')}: {f.get('reason')}" for f in failures])
+                    [f"{f.get('kpiId')}: {f.get('reason')}" for f in failures], targets)
     if run.disabled:
         lines = []
         for endpoint_id in run.disabled:
@@ -128,7 +130,7 @@ def alert_after_delivery(services: Services, job: Job, run: DeliveryRun) -> None
             reason = endpoint.health.disabled_reason if endpoint else None
             lines.append(f"{endpoint_id}: {reason}")
         raise_alert(services, trace, "disabled",
-                    f"{len(run.disabled)} delivery endpoint(s) disabled", lines)
+                    f"{len(run.disabled)} delivery endpoint(s) disabled", lines, targets)
 
 
 def _reason(job: Job, kpi_id: str) -> str:

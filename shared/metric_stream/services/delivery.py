@@ -64,6 +64,8 @@ class DeliveryRun:
     already_sent: int = 0
     disabled: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    operators: list[DeliveryEndpoint] | None = None  # when the registry was read whole
+
 
     def to_wire(self) -> dict[str, Any]:
         return {"traceId": self.trace_id, "planned": self.planned, "sent": self.sent,
@@ -84,10 +86,9 @@ def wants(endpoint: DeliveryEndpoint, job: CycleJob, consolidated: ConsolidatedP
     return bool(collected & set(endpoint.kpis))
 
 
-def recipients(services: Services, job: CycleJob, consolidated: ConsolidatedPackage
-               ) -> list[DeliveryEndpoint]:
-    return [e for e in services.registry.endpoints.all()
-            if e.active and not e.operator and wants(e, job, consolidated)]
+def recipients(endpoints: Sequence[DeliveryEndpoint], job: CycleJob,
+               consolidated: ConsolidatedPackage) -> list[DeliveryEndpoint]:
+    return [e for e in endpoints if e.active and not e.operator and wants(e, job, consolidated)]
 
 
 # ---------------------------------------------------------------- the stage
@@ -118,13 +119,15 @@ def deliver(services: Services, trace_id: str, *, endpoint_ids: Sequence[str] | 
     if consolidated is None or consolidated.messages is None:
         raise NotFound(f"job {trace_id} has no messages to deliver: its packaging stage has "
                        "not completed", field="traceId")
+    run = DeliveryRun(trace_id)
     if endpoint_ids is not None:
         endpoints = [services.registry.endpoints.require(e) for e in endpoint_ids]
-    else:
-        endpoints = recipients(services, job, consolidated)
+    else:  # read once, for the recipients and the operators' alerts after (5,000 records)
+        everyone = services.registry.endpoints.all()
+        endpoints = recipients(everyone, job, consolidated)
+        run.operators = [e for e in everyone if e.active and e.operator]
     records = {r.endpoint_id: r for r in services.deliveries.list(trace_id)}
     now = services.clock.now()
-    run = DeliveryRun(trace_id)
     todo: list[DeliveryEndpoint] = []
     for endpoint in endpoints:
         record = records.get(endpoint.id)
