@@ -68,13 +68,17 @@ def seed(settings: Settings, kpis: int, days: int, endpoints: int, sink: Sink) -
     return {"points": points, "kpi_ids": sum(len(e.yields) for e in entries)}
 
 
-def run_once(home: Path, env: dict[str, str]) -> tuple[float, dict[str, Any], float]:
-    """`metric-stream run --demo --json`: wall seconds, its summary, peak RSS in MB."""
+def run_once(home: Path, env: dict[str, str], profile: Path | None = None
+             ) -> tuple[float, dict[str, Any], float]:
+    """`metric-stream run --demo --json`: wall seconds, its summary, peak RSS in MB; under
+    pyinstrument (its text report written to `profile`) if asked."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    profiler = ["-m", "pyinstrument", "-r", "text", "--show-all", "-o", str(profile)
+                ] if profile else []
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "metric_stream.cli.main", "--home", str(home),
-                           "run", "--demo", "--json"], env=env, capture_output=True, text=True,
-                          check=False)
+    done = subprocess.run([sys.executable, *profiler, "-m", "metric_stream.cli.main", "--home",
+                           str(home), "run", "--demo", "--json"], env=env, capture_output=True,
+                          text=True, check=False)
     wall = time.perf_counter() - started
     peak = max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
     if done.returncode not in (0, 3):
@@ -142,6 +146,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--emulate-aws", action="store_true")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--profile", type=Path, metavar="FILE",
+                        help="run under pyinstrument (pip install pyinstrument) and write its "
+                             "text report of the main process to FILE (the figures then "
+                             "include its overhead)")
     args = parser.parse_args()
     aws = args.emulate_aws
     kpis = args.kpis or (20 if aws else 200)
@@ -180,7 +188,7 @@ def main() -> None:
             if seeded["kpi_ids"] != kpis:
                 raise SystemExit(f"the demo registry yields {seeded['kpi_ids']} KPIs, not {kpis}")
             seed_s = time.perf_counter() - started
-            wall, summary, peak = run_once(seed_home, env)
+            wall, summary, peak = run_once(seed_home, env, args.profile)
             checks = check(build_services(settings), summary, sink, endpoints, days)
             runs.append({"wall_s": round(wall, 3), "run_reported_s": summary["seconds"],
                          "stages_s": stage_seconds(summary), "peak_rss_mb": round(peak, 1),
