@@ -41,7 +41,7 @@ ROUTES: list[Route] = [
     *endpoint_routes.ROUTES,
     *metrics_routes.ROUTES,
     Route("GET", "/api/openapi.json", openapi, "public", "This API's OpenAPI 3.1 document",
-          responses={200: "the document"}, tag="meta"),
+          responses={200: "the document"}, answer="OpenApiDocument", tag="meta"),
 ]
 
 

@@ -44,7 +44,7 @@ ROUTES = [
           query={"from": "ISO 8601 with a zone (inclusive); a '+' must be sent as %2B",
                  "to": "ISO 8601 with a zone (inclusive)",
                  "limit": f"at most this many points (1-{MAX_POINTS}, default 10000)"},
-          tag="data"),
+          answer="Series", tag="data"),
     Route("GET", "/api/documents/{traceId}", get_document, "admin",
           "A job's report document (its bytes, with its content type)",
           responses={200: "the document", 404: "the job has no document"},

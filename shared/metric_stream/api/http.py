@@ -107,6 +107,8 @@ class Route:
     request_content: str = "application/json"
     responses: Mapping[int, str] = field(default_factory=dict)
     response_content: str | tuple[str, ...] = "application/json"  # of the success answers
+    answer: str | None = None  # the model of the JSON success answers, in `api.answers`
+    answer_statuses: tuple[int, ...] = ()  # other statuses answered with it, not an error
     max_body: int = DEFAULT_MAX_BODY
     tag: str = "api"
     query: Mapping[str, str] = field(default_factory=dict)  # name -> description

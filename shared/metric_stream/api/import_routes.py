@@ -31,5 +31,6 @@ ROUTES = [
           request_content="text/csv", max_body=MAX_BYTES, tag="registry",
           query={"filename": "the uploaded file's name, kept in the import status"},
           responses={200: "imported; counts, and the refused rows with their reasons",
-                     404: "the KPI is not in the registry"}),
+                     404: "the KPI is not in the registry"},
+          answer="ImportAnswer"),
 ]

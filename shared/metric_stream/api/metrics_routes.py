@@ -16,5 +16,5 @@ def get_metrics(api: Api, request: Request) -> dict[str, Any]:
 ROUTES = [
     Route("GET", "/api/metrics", get_metrics, "admin", "Monitoring figures",
           responses={200: "queues, jobs, kpiFailureRates, handlers, llm, storage"},
-          tag="monitoring"),
+          answer="Metrics", tag="monitoring"),
 ]

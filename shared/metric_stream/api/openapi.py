@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel
-from pydantic.json_schema import models_json_schema
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from metric_stream import __version__
+from metric_stream.api import answers
+from metric_stream.api.answers import ReplayedMessage
 from metric_stream.api.http import Route
 
 _ERROR = {
@@ -34,23 +36,52 @@ _COMMON_ERRORS = {
 }
 
 
-def _models(routes: Sequence[Route]) -> list[type[BaseModel]]:
-    found: list[type[BaseModel]] = []
+def _request_models(route: Route) -> list[type[BaseModel]]:
+    models = route.request_model
+    if models is None:
+        return []
+    return list(models) if isinstance(models, Sequence) else [models]
+
+
+Refs = Mapping[tuple[Any, JsonSchemaMode], dict[str, Any]]  # (model, mode) -> its $ref
+
+
+def _answer_model(route: Route) -> type[BaseModel] | None:
+    if route.answer is None:
+        return None
+    model: type[BaseModel] = getattr(answers, route.answer)  # AttributeError: no such answer
+    return model
+
+
+def _schemas(routes: Sequence[Route]) -> tuple[Refs, dict[str, Any]]:
+    """Each model's reference (request bodies as validated, answers as serialized; a
+    model whose two schemas differ gets a `-Input` and an `-Output` one) and the
+    components they refer to."""
+    wanted: dict[tuple[type[BaseModel], JsonSchemaMode], None] = {}
     for route in routes:
-        models = route.request_model
-        if models is None:
-            continue
-        for model in (models if isinstance(models, Sequence) else [models]):
-            if model not in found:
-                found.append(model)
-    return found
+        wanted.update(dict.fromkeys((m, "validation") for m in _request_models(route)))
+        answer = _answer_model(route)
+        if answer is not None:
+            wanted[(answer, "serialization")] = None
+            if route.auth == "ingestion":
+                wanted[(ReplayedMessage, "serialization")] = None
+    refs, schema = models_json_schema(list(wanted), by_alias=True,
+                                      ref_template="#/components/schemas/{model}")
+    return refs, dict(schema.get("$defs", {}))
+
+
+def _answer_schema(route: Route, status: int, refs: Refs) -> dict[str, Any]:
+    model = _answer_model(route)
+    if model is None:
+        return {"type": "object"}  # tests/api/test_openapi_responses.py refuses this
+    answer = refs[(model, "serialization")]
+    if route.auth == "ingestion" and status == 200:
+        return {"anyOf": [answer, refs[(ReplayedMessage, "serialization")]]}
+    return answer
 
 
 def build_openapi(routes: Sequence[Route]) -> dict[str, Any]:
-    models = _models(routes)
-    refs, schema = models_json_schema([(m, "validation") for m in models], by_alias=True,
-                                      ref_template="#/components/schemas/{model}")
-    components: dict[str, Any] = dict(schema.get("$defs", {}))
+    refs, components = _schemas(routes)
     components["Error"] = _ERROR
     paths: dict[str, dict[str, Any]] = {}
     for route in routes:
@@ -68,9 +99,7 @@ def build_openapi(routes: Sequence[Route]) -> dict[str, Any]:
         if params:
             operation["parameters"] = params
         if route.request_model is not None:
-            models_here = (route.request_model if isinstance(route.request_model, Sequence)
-                           else [route.request_model])
-            body_refs = [refs[(m, "validation")] for m in models_here]
+            body_refs = [refs[(m, "validation")] for m in _request_models(route)]
             body_schema = body_refs[0] if len(body_refs) == 1 else {"oneOf": body_refs}
             operation["requestBody"] = {"required": True,
                                         "content": {route.request_content: {"schema": body_schema}}}
@@ -85,10 +114,11 @@ def build_openapi(routes: Sequence[Route]) -> dict[str, Any]:
                 statuses.setdefault(status, text)
         for status, text in sorted(statuses.items()):
             response: dict[str, Any] = {"description": text}
-            if status >= 400:
+            if status in route.answer_statuses or (
+                    status < 300 and route.response_content == "application/json"):
+                content = {"application/json": {"schema": _answer_schema(route, status, refs)}}
+            elif status >= 400:
                 content = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
-            elif route.response_content == "application/json":
-                content = {"application/json": {"schema": {"type": "object"}}}
             else:
                 types = ((route.response_content,) if isinstance(route.response_content, str)
                          else route.response_content)

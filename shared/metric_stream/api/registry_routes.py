@@ -55,14 +55,16 @@ def delete_kpi(api: Api, request: Request) -> dict[str, Any]:
 
 ROUTES = [
     Route("GET", "/api/kpis", list_kpis, "admin", "List the KPI registry",
-          responses={200: "every registry entry, with the KPI ids it yields"}, tag="registry"),
+          responses={200: "every registry entry, with the KPI ids it yields"},
+          answer="KpiList", tag="registry"),
     Route("POST", "/api/kpis", create_kpi, "admin", "Add a KPI to the registry", KpiDefinition,
           responses={201: "created (with `warnings`, e.g. a webhook host not resolvable now)",
                      403: "the n8n webhook URL is an address metric-stream may not call",
                      409: "the id, or a KPI id it yields, is already in the registry"},
-          tag="registry"),
+          answer="KpiView", tag="registry"),
     Route("GET", "/api/kpis/{id}", get_kpi, "admin", "Read one registry entry",
-          responses={200: "the entry", 404: "no such entry"}, tag="registry"),
+          responses={200: "the entry", 404: "no such entry"}, answer="KpiView",
+          tag="registry"),
     Route("PUT", "/api/kpis/{id}", replace_kpi, "admin",
           "Replace a registry entry (createdAt is kept; an id left out is the path's)",
           KpiDefinition,
@@ -71,7 +73,7 @@ ROUTES = [
                      404: "no such entry, or it changed meanwhile",
                      409: "a KPI id it yields belongs to another entry",
                      422: "a field is invalid, or the body's id differs from the path's"},
-          tag="registry"),
+          answer="KpiView", tag="registry"),
     Route("DELETE", "/api/kpis/{id}", delete_kpi, "admin",
           "Delete a registry entry; refused while a job collects it, unless ?force=true "
           "(which marks it failed in those jobs)",
@@ -79,5 +81,6 @@ ROUTES = [
                      404: "no such entry",
                      409: "a collecting job waits for this KPI; the message names the job",
                      422: "force is not true or false"},
-          query={"force": "true: delete even while a job is collecting it"}, tag="registry"),
+          query={"force": "true: delete even while a job is collecting it"},
+          answer="KpiDeletion", tag="registry"),
 ]
