@@ -23,6 +23,9 @@ _AWS_TEST_ENV = {
 }
 
 
+TEST_RECORD_KEY = "bWV0cmljLXN0cmVhbSB0ZXN0IHJlY29yZCBrZXkgMzI="  # 32 bytes, base64
+"""The aws backend's record key in the tests (the embedded backend makes its own)."""
+
 LLM_KEY_VARIABLES = ("OPENROUTER_API_KEY", "GEMINI_API_KEY", "ANTHROPIC_API_KEY")
 
 
@@ -83,6 +86,7 @@ def make_services(kind: str, tmp_path: Path, clock: ManualClock, **overrides: ob
     options.update(overrides)
     if kind == "aws":  # the tests' sources and sinks listen on loopback
         options.setdefault("outbound_allow_loopback", True)
+        options.setdefault("record_key", TEST_RECORD_KEY)
         settings = Settings(backend="aws", table_name="ms-test", bucket_name="ms-test-blobs",
                             queue_prefix="ms-test-", **options)  # type: ignore[arg-type]
     else:

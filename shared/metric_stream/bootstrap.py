@@ -8,7 +8,9 @@ embedded backend never loads boto3.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 
+from metric_stream.adapters.record_keys import configured_keys, record_keyring
 from metric_stream.clock import SystemClock
 from metric_stream.ports import STAGE_QUEUES, BlobStore, Clock, Queue, RecordStore
 from metric_stream.settings import Settings
@@ -22,6 +24,7 @@ from metric_stream.storage import (
     Registry,
     TimeSeriesStore,
 )
+from metric_stream.storage.sealing import Sealer
 
 
 @dataclass
@@ -43,7 +46,7 @@ class Services:
     def __post_init__(self) -> None:
         self.timeseries = TimeSeriesStore(self.records)
         self.jobs = JobStore(self.records)
-        self.registry = Registry(self.records)
+        self.registry = Registry(self.records, Sealer(partial(record_keyring, self.settings)))
         self.packages = PackageStore(self.records)
         self.charts = ChartStore(self.records)
         self.deliveries = DeliveryStore(self.records)
@@ -69,6 +72,7 @@ def build_services(settings: Settings | None = None, *, clock: Clock | None = No
 
         clients = AwsClients(settings)
         settings = with_stored_secrets(settings, clients)
+        configured_keys(settings)  # a malformed record key stops the start, named
         return Services(
             settings=settings,
             clock=clock,
@@ -80,6 +84,7 @@ def build_services(settings: Settings | None = None, *, clock: Clock | None = No
     from metric_stream.adapters.files import FileBlobStore
     from metric_stream.adapters.sqlite import Database, SqliteQueue, SqliteRecordStore
 
+    configured_keys(settings)
     database = Database(settings.database_path)
     return Services(
         settings=settings,

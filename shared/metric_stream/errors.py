@@ -14,7 +14,8 @@
     ├── UpstreamError            502  a service called on the operator's behalf (n8n) failed
     ├── FeatureUnavailable       503  a feature's settings are missing (e.g. n8n's API URL)
     └── StorageError             503  the backend failed; nothing was half-written
-        └── StorageUnavailable   503  the backend cannot be reached or written at all
+        ├── StorageUnavailable   503  the backend cannot be reached or written at all
+        └── UnreadableRecord     503  a sealed record does not open with its key (altered)
 
 `http_status` is the one place that maps errors to status codes.
 """
@@ -119,6 +120,13 @@ class StorageError(MetricStreamError):
 
 class StorageUnavailable(StorageError):
     code = "storage_unavailable"
+
+
+class UnreadableRecord(StorageError):
+    """A record's sealed fields failed authentication with the key that sealed them:
+    the record was altered or damaged (the message names it, never its secrets)."""
+
+    code = "unreadable_record"
 
 
 _STATUS: tuple[tuple[type[MetricStreamError], int], ...] = (

@@ -80,6 +80,16 @@ class Settings(BaseSettings):
     by their environment names (`{"METRIC_STREAM_ADMIN_KEY": "...", "OPENROUTER_API_KEY":
     "..."}`), read once when the AWS backend starts; what the environment sets wins."""
 
+    record_key: SecretStr | None = None
+    """The key that seals delivery endpoints' secrets (URL, signing secret) in the
+    registry: 32 random bytes in base64 (`openssl rand -base64 32`). Unset, the embedded
+    backend (and aws against a loopback emulator) makes one once, `HOME/record.key`
+    (mode 0600); the aws backend refuses to seal or open an endpoint without it."""
+
+    record_keys_old: SecretStr | None = None
+    """Former record keys, comma-separated: records they sealed still open, and
+    `metric-stream reseal` seals them again with `record_key` (key rotation)."""
+
     request_budget_s: float = Field(default=24.0, gt=0, le=900)
     """Seconds a long request (a chart batch) may work before it answers with what it
     has: API Gateway ends every request at 29 s, whatever the Lambda is doing."""
@@ -151,3 +161,7 @@ class Settings(BaseSettings):
     @property
     def blob_root(self) -> Path:
         return self.home / "blobs"
+
+    @property
+    def record_key_path(self) -> Path:
+        return self.home / "record.key"

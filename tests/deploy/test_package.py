@@ -23,7 +23,8 @@ pytestmark = pytest.mark.slow
 
 RUNTIME_LIBRARIES = ("boto3", "botocore", "jmespath", "s3transfer", "urllib3", "dateutil",
                      "six.py")
-HEAVY = ("matplotlib", "numpy", "reportlab", "aiohttp", "apprise", "textual", "PIL")
+HEAVY = ("matplotlib", "numpy", "reportlab", "aiohttp", "apprise", "textual", "PIL",
+         "cryptography")
 
 
 @pytest.fixture(scope="module")
@@ -86,8 +87,22 @@ def test_the_code_is_light_and_the_heavy_libraries_are_in_layers(built: PackageR
     assert "metric_stream" not in top
     with zipfile.ZipFile(built.out / "layer-delivery.zip") as opened:
         top = {n.split("/")[1] for n in opened.namelist()}
-    assert {"aiohttp", "apprise"} <= top
+    assert {"aiohttp", "apprise", "cryptography"} <= top
     assert not top & {"matplotlib", "numpy"}
+
+
+def test_the_delivery_layer_has_a_cryptography_wheel_for_lambdas_glibc(
+        built: PackageReport) -> None:
+    from metric_stream.deploy.package import RUNTIME_GLIBC_MINOR
+
+    with zipfile.ZipFile(built.out / "layer-delivery.zip") as opened:
+        wheel = next(opened.read(n).decode() for n in opened.namelist()
+                     if n.startswith("python/cryptography-") and n.endswith(".dist-info/WHEEL"))
+    tags = [line.split(": ", 1)[1] for line in wheel.splitlines() if line.startswith("Tag: ")]
+    assert tags and all("-abi3-" in t and "x86_64" in t for t in tags), tags
+    minors = [int(t.split("manylinux_2_")[1].split("_")[0]) if "manylinux_2_" in t else 17
+              for t in tags]  # manylinux2014 is glibc 2.17
+    assert min(minors) <= RUNTIME_GLIBC_MINOR, tags
 
 
 def _unzip(archive: Path, into: Path) -> Path:
@@ -156,11 +171,16 @@ def test_the_layers_load_on_their_own_and_render(built: PackageReport, tmp_path:
         "png = render_chart(ChartSpec('layer check', series={'v': points}))\n"
         "pdf = io.BytesIO(); page = canvas.Canvas(pdf); page.drawString(72, 72, 'ok'); "
         "page.save()\n"
+        "from metric_stream.storage.sealing import Keyring, RecordKey, Sealer\n"
+        "ring = Keyring.of(RecordKey.parse(RecordKey.generate(), 'k'), [])\n"
+        "sealer = Sealer(lambda _sealing: ring)\n"
+        "opened = sealer.open(sealer.seal({'url': 'tgram://t/c'}, 'ctx'), 'ctx', 'e')\n"
         "print(json.dumps({'png': png[:8].hex(), 'pdf': pdf.getvalue()[:5].decode(), "
-        "'numpy': numpy.__version__}))"))
+        "'numpy': numpy.__version__, 'opened': opened}))"))
     assert answer["png"] == "89504e470d0a1a0a"  # a PNG, drawn by the layer's matplotlib
     assert answer["pdf"] == "%PDF-"
     assert answer["numpy"].split(".")[0] in ("1", "2")
+    assert answer["opened"] == {"url": "tgram://t/c"}  # the layer's cryptography seals
 
 
 def test_a_stage_missing_from_the_config_is_named(capsys: pytest.CaptureFixture[str],

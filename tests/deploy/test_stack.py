@@ -10,6 +10,7 @@ import pytest
 
 from metric_stream.deploy.stack import (
     FUNCTIONS,
+    LAYERS,
     StackOptions,
     complete_template,
     logical_id,
@@ -172,3 +173,11 @@ def test_chalice_names_map_to_the_templates() -> None:
     assert logical_id("api_handler") == "APIHandler"
     assert logical_id("analysis_consumer") == "AnalysisConsumer"
     assert logical_id("tick") == "Tick"
+
+
+def test_the_functions_that_read_delivery_endpoints_have_cryptography() -> None:
+    """Endpoints' URLs are sealed: the API, the tick (operator alerts) and the delivery
+    stage open them, with the delivery layer's cryptography; the others never do."""
+    assert "cryptography" in LAYERS["delivery"].requirements
+    with_it = {name for name, f in FUNCTIONS.items() if "delivery" in f.layers}
+    assert with_it == {"APIHandler", "Tick", "DeliveryConsumer"}

@@ -48,6 +48,34 @@ s.blobs.put('x/y.txt', b'1')
     assert loaded_after(code).isdisjoint(HEAVY)
 
 
+def test_cryptography_is_loaded_only_to_seal_or_open_an_endpoint(tmp_path: Path) -> None:
+    """Ingestion, the registry's KPIs and an empty endpoint list never load it (~8 ms
+    of a cold start); a sealed endpoint does."""
+    code = f"""
+import json, sys
+from pathlib import Path
+from metric_stream.api.app import build_api
+from metric_stream.api.http import Request
+from metric_stream.bootstrap import build_services
+from metric_stream.models import KpiDefinition, N8nSource
+from metric_stream.models.delivery import DeliveryEndpoint
+from metric_stream.settings import Settings
+s = build_services(Settings(home=Path({str(tmp_path)!r}), ingestion_key='k'))
+s.init()
+s.registry.kpis.create(KpiDefinition(id='btc', name='BTC', kpi_type='price',
+    source=N8nSource(webhook_url='http://127.0.0.1:9/webhook/btc')))
+body = json.dumps({{'traceId': 'boundary', 'kpiId': 'btc', 'kpiType': 'price',
+                   'timestamp': '2026-01-01T00:00:00Z', 'data': 1.5}}).encode()
+answer = build_api(s).handle(Request('POST', '/api/kpi-data', {{'x-api-key': 'k'}}, body, {{}}))
+assert answer.status < 300 and b'stored' in answer.body, answer.body
+assert s.registry.endpoints.all() == []
+assert 'cryptography' not in sys.modules
+s.registry.endpoints.create(DeliveryEndpoint(id='e', name='e', url='https://example.org/in'))
+assert 'cryptography' in sys.modules
+"""
+    loaded_after(code)
+
+
 def test_aws_backend_is_only_loaded_when_chosen() -> None:
     code = """
 from metric_stream.bootstrap import build_services

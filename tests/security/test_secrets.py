@@ -9,12 +9,15 @@ on the way (as is, URL-encoded, base64, as Basic credentials): the commands' out
 the server's log, every GET route's answer, the failed calls' errors, the report's
 text, every stored record and blob, and each screen of the admin console.
 
-Masked forms (`***`) are fine. The one record that must hold the endpoint's URL and
-signing secret to deliver (its registry entry) is searched for every other secret."""
+Masked forms (`***`) are fine. The endpoint's registry record is searched like every
+other: its URL and signing secret are sealed at rest (`storage/sealing.py`), so neither
+the record nor the raw SQLite files (database, write-ahead log) hold them, nor the
+record key that seals them (set here in the environment)."""
 
 from __future__ import annotations
 
 import base64
+import json
 import sqlite3
 import subprocess
 import sys
@@ -58,9 +61,8 @@ SECRETS = {
     "endpoint path token": "EpPathToken-4f8a2d6c19",
     "endpoint query token": "EpQueryToken-0b7e5c3a82",
     "endpoint signing secret": "whsec_RXBTaWduaW5nU2VjcmV0NmExZDNm",
+    "record key": "UmVjS2V5LXNlYWxzLWVuZHBvaW50cy0zMmJ5dGVzISE=",
 }
-ENDPOINT_SECRETS = {"endpoint password", "endpoint path token", "endpoint query token",
-                    "endpoint signing secret"}
 
 
 def forms(value: str) -> set[str]:
@@ -135,6 +137,7 @@ def environment(folder: Path, llm: FakeProviders, n8n: FakeHttpServer) -> dict[s
         OPENROUTER_API_KEY=SECRETS["OpenRouter key"],
         GEMINI_API_KEY=SECRETS["Gemini key"],
         ANTHROPIC_API_KEY=SECRETS["Anthropic key"],
+        METRIC_STREAM_RECORD_KEY=SECRETS["record key"],
         METRIC_STREAM_OPENROUTER_BASE_URL=llm.base_url("openrouter"),
         METRIC_STREAM_GEMINI_BASE_URL=llm.base_url("gemini"),
         METRIC_STREAM_ANTHROPIC_BASE_URL=llm.base_url("anthropic"),
@@ -265,14 +268,12 @@ def read_records(home: Path) -> list[tuple[str, str, str]]:
 
 def read_the_store(outputs: Outputs, home: Path) -> None:
     for pk, sk, body in read_records(home):
-        allowed = ENDPOINT_SECRETS if pk == "registry:endpoint" else None
-        outputs.add(f"stored record {pk} / {sk}", body, allowed=allowed)
-    for path in sorted(home.rglob("*")):
+        outputs.add(f"stored record {pk} / {sk}", body)
+    for path in sorted(home.rglob("*")):  # the raw database, its WAL and every blob
         if not path.is_file():
             continue
         where = f"file {path.relative_to(home)}"
-        allowed = ENDPOINT_SECRETS if path.name.startswith("metric-stream.db") else None
-        outputs.add(where, path.read_bytes(), allowed=allowed)
+        outputs.add(where, path.read_bytes())
         if path.suffix == ".pdf":
             reader = PdfReader(path)
             outputs.add(f"{where} (text)",
@@ -313,11 +314,14 @@ def test_no_secret_in_the_report(cycle_outputs: Outputs) -> None:
 
 
 def test_no_secret_in_stored_records_and_files(cycle_outputs: Outputs) -> None:
+    texts = cycle_outputs.texts
+    assert {"file metric-stream.db", "stored record registry:endpoint / team-hook",
+            "stored record registry:endpoint / broken-hook"} <= set(texts)
     assert cycle_outputs.leaks("stored record") == []
     assert cycle_outputs.leaks("file ") == []
-    endpoint = next(t for w, t in cycle_outputs.texts.items()
-                    if w == "stored record registry:endpoint / team-hook")
-    assert SECRETS["endpoint password"] in endpoint, "the store keeps what delivery needs"
+    endpoint = json.loads(texts["stored record registry:endpoint / team-hook"])
+    assert endpoint["sealed"].startswith("v1.")  # what delivery needs, sealed
+    assert endpoint["maskedUrl"].endswith("/***?***")
 
 
 @pytest.mark.anyio

@@ -89,3 +89,30 @@ def test_a_missing_secret_is_a_storage_error_naming_it(secrets: object) -> None:
 def test_without_a_secret_id_nothing_is_read() -> None:
     settings = Settings(backend="aws")
     assert with_stored_secrets(settings) is settings
+
+
+def test_the_record_keys_come_from_the_secret_too(secrets: object) -> None:
+    from metric_stream.models.delivery import DeliveryEndpoint
+    from metric_stream.storage.sealing import RecordKey
+
+    current, former = RecordKey.generate(), RecordKey.generate()
+    store(secrets, json.dumps({"METRIC_STREAM_RECORD_KEY": current,
+                               "METRIC_STREAM_RECORD_KEYS_OLD": former}))
+    services = build_services(aws(table_name="ms-keys", bucket_name="ms-keys",
+                                  queue_prefix="ms-keys-"))
+    services.init()
+    services.registry.endpoints.create(DeliveryEndpoint(id="hook", name="Hook",
+                                                        url="https://example.org/in/tok"))
+    ring = services.registry.endpoints.sealer.keyring()
+    assert ring.sealing == RecordKey.parse(current, "k")
+    assert RecordKey.parse(former, "k").id in ring.opening
+    assert services.registry.endpoints.require("hook").url == "https://example.org/in/tok"
+    assert current not in repr(services.settings)
+
+
+def test_a_malformed_record_key_in_the_secret_stops_the_start(secrets: object) -> None:
+    store(secrets, json.dumps({"METRIC_STREAM_RECORD_KEY": "too-short"}))
+    with pytest.raises(ConfigurationError) as caught:
+        build_services(aws(table_name="ms-keys", bucket_name="ms-keys"))
+    assert "METRIC_STREAM_RECORD_KEY is not a record key" in caught.value.message
+    assert "too-short" not in caught.value.message

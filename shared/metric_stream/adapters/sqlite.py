@@ -88,7 +88,7 @@ class Database:
         self._lock_fd: int | None = None
 
     @contextmanager
-    def _exclusive(self) -> Iterator[None]:
+    def exclusive(self) -> Iterator[None]:
         """Writers of this file, in this process (a thread lock) and across processes
         (flock on a lock file beside it), take turns: the kernel queues waiters, where
         SQLite's own busy handler would poll with growing sleeps."""
@@ -117,7 +117,7 @@ class Database:
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA busy_timeout=30000")
             if not self._ready:
-                with self._exclusive():
+                with self.exclusive():
                     conn.executescript(SCHEMA)
                 self._ready = True
         except (sqlite3.Error, OSError) as exc:
@@ -134,7 +134,7 @@ class Database:
     def writing(self) -> Iterator[sqlite3.Connection]:
         """One write transaction; rolled back whole on any error."""
         conn = self.connection()
-        with self._exclusive():
+        with self.exclusive():
             try:
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
@@ -356,6 +356,16 @@ class SqliteRecordStore(RecordStore):
                 "DELETE FROM records WHERE expires_at IS NOT NULL AND expires_at <= ?",
                 (epoch(now),))
             return cursor.rowcount
+
+    def scrub(self) -> bool:
+        """VACUUM rewrites the file without its free pages; the checkpoints empty the
+        write-ahead log, whose old frames hold former versions of pages."""
+        conn = self.db.connection()
+        with self.db.translated(), self.db.exclusive():
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            conn.execute("VACUUM")
+            busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        return not busy
 
 
 class SqliteQueue(Queue):

@@ -47,7 +47,8 @@ from metric_stream.deploy.stack import FUNCTIONS, LAYERS, StackOptions, complete
 from metric_stream.errors import ConfigurationError, MetricStreamError
 
 # The core's dependencies every function needs. boto3 is left out: Lambda's Python
-# runtime provides it.
+# runtime provides it. cryptography (14 MB: it opens delivery endpoints' sealed secrets)
+# is in the delivery layer, with the functions that send.
 LIGHT_REQUIREMENTS = ("pydantic", "pydantic-settings", "httpx", "tenacity", "croniter")
 # Lambda's runtime is the packaging Python's version (Chalice's rule); its glibc decides
 # which manylinux wheels load there: 2.26 on Amazon Linux 2 (python3.11), 2.34 on

@@ -9,7 +9,8 @@ with one role for all. `complete_template` turns that into the whole deployment:
   consumer's timeout (AWS's advice for Lambda consumers), and every event source made
   to read the consumers' partial batch answers (`ReportBatchItemFailures`);
 - the heavy libraries as layers, attached only to the functions that use them
-  (`FUNCTIONS`): rendering (matplotlib, numpy, reportlab) and sending (aiohttp, Apprise);
+  (`FUNCTIONS`): rendering (matplotlib, numpy, reportlab) and sending (aiohttp, Apprise,
+  and cryptography, which opens the delivery endpoints' sealed secrets);
 - a role per function allowing only what that function does, on this stack's
   resources: its own queue to receive from, the table, the bucket's objects, the
   secret with the keys;
@@ -49,8 +50,10 @@ class Layer:
 LAYERS: dict[str, Layer] = {
     "render": Layer("RenderLayer", "render", ("matplotlib", "numpy", "reportlab", "rl_accel"),
                     "charts and the PDF report: matplotlib, numpy, reportlab"),
-    "delivery": Layer("DeliveryLayer", "delivery", ("aiohttp", "apprise"),
-                      "sending reports: aiohttp, Apprise"),
+    # cryptography opens the endpoints' sealed URLs: only the functions that send (or
+    # show endpoints: the API) read endpoints, and they all have this layer
+    "delivery": Layer("DeliveryLayer", "delivery", ("aiohttp", "apprise", "cryptography", "cffi"),
+                      "sending reports: aiohttp, Apprise, cryptography"),
 }
 
 # What the DynamoDB adapter calls: BatchGetItem, BatchWriteItem, Query, DeleteItem and

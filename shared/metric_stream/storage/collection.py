@@ -31,7 +31,7 @@ class ModelCollection(Generic[M]):
 
     def get(self, item_id: str) -> M | None:
         item = self.records.get(self.key(item_id))
-        return None if item is None else self.model.model_validate(item)
+        return None if item is None else self.load(item_id, item)
 
     def require(self, item_id: str) -> M:
         found = self.get(item_id)
@@ -40,7 +40,7 @@ class ModelCollection(Generic[M]):
         return found
 
     def all(self) -> list[M]:
-        return [self.model.model_validate(item) for _, item in self.records.query(self.partition)]
+        return [self.load(sk, item) for sk, item in self.records.query(self.partition)]
 
     def ids(self) -> list[str]:
         return [sk for sk, _ in self.records.query(self.partition)]
@@ -72,7 +72,15 @@ class ModelCollection(Generic[M]):
             raise NotFound(f"{self.noun} {item_id!r} does not exist", field="id") from None
 
     def put_op(self, model: M, condition: Condition | None = None) -> Put:
-        return Put(self.key(self.id_of(model)), to_item(model), condition)
+        return Put(self.key(self.id_of(model)), self.dump(model), condition)
+
+    def load(self, item_id: str, item: Item) -> M:
+        """The model a stored record holds."""
+        return self.model.model_validate(item)
+
+    def dump(self, model: M) -> Item:
+        """The record a model is stored as."""
+        return to_item(model)
 
     def _put(self, model: M, condition: Condition | None) -> None:
         self.records.write([self.put_op(model, condition)])

@@ -27,8 +27,12 @@ from metric_stream.ports import (
 )
 from metric_stream.storage import keys
 from metric_stream.storage.collection import ModelCollection, to_item
+from metric_stream.storage.sealing import SealedCollection, Sealer
 
 KPI_INDEX = "registry:kpi-yield"
+ENDPOINT_SECRETS = ("url", "signingSecret")
+"""A delivery endpoint's fields sealed at rest: the URL carries passwords, bot tokens,
+webhook paths and query tokens; the signing secret signs what it is sent."""
 
 
 def _index_key(kpi_id: str) -> Key:
@@ -95,12 +99,14 @@ class KpiCatalog(ModelCollection[KpiDefinition]):
 
 
 class Registry:
-    """KPIs, delivery endpoints and schedules."""
+    """KPIs, delivery endpoints (their secrets sealed by `sealer`) and schedules."""
 
-    def __init__(self, records: RecordStore) -> None:
+    def __init__(self, records: RecordStore, sealer: Sealer) -> None:
         self.kpis = KpiCatalog(records)
-        self.endpoints = ModelCollection(records, keys.ENDPOINT_REGISTRY, DeliveryEndpoint,
-                                         lambda e: e.id, "delivery endpoint")
+        self.endpoints = SealedCollection(
+            records, keys.ENDPOINT_REGISTRY, DeliveryEndpoint, lambda e: e.id,
+            "delivery endpoint", sealer=sealer, secret_fields=ENDPOINT_SECRETS,
+            shown={"maskedUrl": lambda e: e.masked_url})
         self.schedules = ModelCollection(records, keys.SCHEDULE_REGISTRY, Schedule,
                                          lambda s: s.id, "schedule")
 

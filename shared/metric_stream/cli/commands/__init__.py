@@ -6,6 +6,7 @@ from metric_stream.cli.commands import (
     import_csv,
     init,
     package,
+    reseal,
     retention,
     run,
     schemas,
@@ -13,4 +14,5 @@ from metric_stream.cli.commands import (
     tui,
 )
 
-COMMANDS = [run, init, serve, tui, deliver, import_csv, retention, schemas, package]
+COMMANDS = [run, init, serve, tui, deliver, import_csv, retention, reseal, schemas,
+            package]

@@ -26,6 +26,7 @@ def register(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from metric_stream.adapters.record_keys import REFUSAL, keeps_a_key_file
     from metric_stream.bootstrap import build_services
     from metric_stream.cli.seed import load_seed, seed_registry
     from metric_stream.collectors.defaults import seed_defaults
@@ -42,6 +43,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"  created {thing}")
     if not created:
         print("  everything already existed; nothing changed")
+    if services.settings.record_key is None and not keeps_a_key_file(services.settings):
+        print(f"  warning: {REFUSAL}; until then delivery endpoints can be neither "
+              "created nor read")
     if seed:
         added, kept = seed_registry(services, seed)
         print(f"  registry: {len(added)} KPI(s) added, {len(kept)} already present and kept")
