@@ -174,3 +174,27 @@ def test_an_unreadable_archive_is_left_alone_and_nothing_pruned(
         apply_retention(services)
     assert services.blobs.get(archive_key("btc", 2025)) == b"not gzip"
     assert len(services.timeseries.points("btc")) == len(points)
+
+
+def test_files_left_by_ended_jobs_are_deleted(services: Services, clock: ManualClock) -> None:
+    """A stage's hand-off file (the report's chart specs) outlives a job that ended before
+    the next stage ran; retention deletes those of ended or unknown jobs, only those."""
+    from metric_stream.models import Job, JobStatus
+    from metric_stream.storage import keys
+
+    now = clock.now()
+    services.jobs.create(Job(trace_id="trace-running", created_at=now, kpi_ids=["btc"]))
+    services.jobs.create(Job(trace_id="trace-ended", created_at=now, kpi_ids=["btc"],
+                             status=JobStatus.FAILED))
+    files = {name: keys.stage_file(name, "chart-specs.json")
+             for name in ("trace-running", "trace-ended", "trace-gone")}
+    for key in files.values():
+        services.blobs.put(key, b"{}", content_type="application/json")
+    dry = apply_retention(services, dry_run=True)
+    assert sorted(dry.stage_files) == sorted([files["trace-ended"], files["trace-gone"]])
+    assert all(services.blobs.exists(k) for k in files.values())
+    report = apply_retention(services)
+    assert sorted(report.stage_files) == sorted([files["trace-ended"], files["trace-gone"]])
+    assert services.blobs.exists(files["trace-running"])
+    assert not services.blobs.exists(files["trace-ended"])
+    assert not services.blobs.exists(files["trace-gone"])

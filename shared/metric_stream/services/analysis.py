@@ -174,7 +174,7 @@ def store_charts(services: Services, job: Job, config: SystemConfig,
 
 
 def report_charts_key(trace_id: str) -> str:
-    return f"stages/{trace_id}/chart-specs.json"
+    return keys.stage_file(trace_id, "chart-specs.json")
 
 
 def store_report_charts(services: Services, job: Job,

@@ -20,6 +20,7 @@ from typing import Any
 from metric_stream.bootstrap import Services
 from metric_stream.errors import InvalidInput, StorageError
 from metric_stream.models.timeseries import DataPoint
+from metric_stream.storage import keys
 
 _TICK = timedelta(microseconds=1)
 
@@ -42,6 +43,7 @@ class RetentionReport:
     days: int
     dry_run: bool = False
     kpis: list[KpiRetention] = field(default_factory=list)
+    stage_files: list[str] = field(default_factory=list)  # left by ended jobs, deleted
 
     @property
     def archived(self) -> int:
@@ -67,7 +69,23 @@ def apply_retention(services: Services, *, now: datetime | None = None, days: in
     report = RetentionReport(cutoff=cutoff, days=days, dry_run=dry_run)
     for kpi_id in sorted(services.registry.kpi_sources()):
         report.kpis.append(_retain(services, kpi_id, cutoff, dry_run))
+    report.stage_files = _forget_stage_files(services, dry_run)
     return report
+
+
+def _forget_stage_files(services: Services, dry_run: bool) -> list[str]:
+    """Files one stage left for the next (`stages/{traceId}/...`) whose job has ended
+    or is gone: the next stage deletes them when it succeeds; a job that ended early
+    leaves them behind."""
+    left: list[str] = []
+    for key in services.blobs.keys(keys.STAGE_FILES):
+        trace_id = key.removeprefix(keys.STAGE_FILES).split("/", 1)[0]
+        job = services.jobs.get(trace_id)
+        if job is None or job.status.terminal:
+            left.append(key)
+            if not dry_run:
+                services.blobs.delete(key)
+    return left
 
 
 def _retain(services: Services, kpi_id: str, cutoff: datetime, dry_run: bool) -> KpiRetention:

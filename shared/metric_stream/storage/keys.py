@@ -87,3 +87,12 @@ def import_errors(kpi_id: str) -> str:
 def import_error(kpi_id: str, import_id: str, row: int) -> Key:
     # import ids start with their UTC timestamp, so errors sort by import time, then row
     return Key(import_errors(kpi_id), f"{import_id}#{row:09d}")
+
+
+# ---- blob keys
+STAGE_FILES = "stages/"
+"""Blobs one stage of a job leaves for the next (deleted by it, or by retention)."""
+
+
+def stage_file(trace_id: str, name: str) -> str:
+    return f"{STAGE_FILES}{trace_id}/{name}"

@@ -26,12 +26,16 @@ def run(args: argparse.Namespace) -> int:
     from metric_stream.bootstrap import build_services
     from metric_stream.models.base import iso
     from metric_stream.services.retention import apply_retention
+    from metric_stream.storage import keys
 
     services = build_services(settings_from(args))
     report = apply_retention(services, days=args.days, dry_run=args.dry_run)
     verb = "would archive" if report.dry_run else "archived"
     print(f"retention: {report.days} days; points before {iso(report.cutoff)}"
           + (" (dry run: nothing changed)" if report.dry_run else ""))
+    if report.stage_files:
+        print(f"  {'would delete' if report.dry_run else 'deleted'} "
+              f"{len(report.stage_files)} file(s) left by ended jobs ({keys.STAGE_FILES})")
     touched = [k for k in report.kpis if k.archived or k.pruned]
     if not touched:
         print(f"  nothing to archive among {len(report.kpis)} KPI(s)")
