@@ -18,7 +18,7 @@ from metric_stream.charts.wire import specs_from_json
 from metric_stream.clock import ManualClock
 from metric_stream.collectors.demo import demo_registry, seed_history
 from metric_stream.errors import NotFound
-from metric_stream.models import JobStatus, KpiDefinition, N8nSource
+from metric_stream.models import Job, JobStatus, KpiDefinition, N8nSource
 from metric_stream.services import admin, cycle
 from metric_stream.services.analysis import report_charts_key
 from metric_stream.services.stages import default_workers
@@ -106,18 +106,23 @@ def _pdf_text(services: Services, trace_id: str) -> str:
     return re.sub(r"\s+", " ", " ".join(p.extract_text() or "" for p in reader.pages))
 
 
+def analysed_job(services: Services, clock: ManualClock, kpis: int, days: int) -> Job:
+    """A demo job of `kpis` KPIs with `days` of history, through its analysis stage."""
+    entries = demo_registry(kpis)
+    for entry in entries:
+        services.registry.kpis.create(entry)
+    seed_history(services, entries, days, (clock.now() - timedelta(days=1)).date())
+    with httpx.Client() as http:
+        job, _ = cycle.start_job(services, cycle.Triggers(http))
+    cycle.consume(services, "analysis", default_workers(), wait_seconds=1)
+    return job
+
+
 def test_packaging_draws_the_charts_the_analysis_saw(services: Services, clock: ManualClock,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """The analysis hands its chart specs to the packaging stage (one blob), which draws
     them without reading the points again, then forgets them."""
-    entries = demo_registry(3)
-    for entry in entries:
-        services.registry.kpis.create(entry)
-    seed_history(services, entries, 90, (clock.now() - timedelta(days=1)).date())
-    with httpx.Client() as http:
-        job, _ = cycle.start_job(services, cycle.Triggers(http))
-    workers = default_workers()
-    cycle.consume(services, "analysis", workers, wait_seconds=1)
+    job = analysed_job(services, clock, 3, 90)
     key = report_charts_key(job.trace_id)
     specs = specs_from_json(services.blobs.get(key))
     analysed = {p.kpi_id for p in services.packages.list(job.trace_id)}
@@ -127,7 +132,7 @@ def test_packaging_draws_the_charts_the_analysis_saw(services: Services, clock: 
     points = services.timeseries.points
     monkeypatch.setattr(services.timeseries, "points",
                         lambda kpi_id, **kw: read.append(kpi_id) or points(kpi_id, **kw))
-    cycle.consume(services, "packaging", workers, wait_seconds=1)
+    cycle.consume(services, "packaging", default_workers(), wait_seconds=1)
     assert read == []
     assert services.jobs.require(job.trace_id).status is JobStatus.DELIVERING
     with pytest.raises(NotFound):
@@ -139,14 +144,7 @@ def test_packaging_draws_the_charts_the_analysis_saw(services: Services, clock: 
 def test_packaging_reads_the_points_without_the_analysis_charts(
         services: Services, clock: ManualClock, monkeypatch: pytest.MonkeyPatch,
         damage: str) -> None:
-    entries = demo_registry(2)
-    for entry in entries:
-        services.registry.kpis.create(entry)
-    seed_history(services, entries, 30, (clock.now() - timedelta(days=1)).date())
-    with httpx.Client() as http:
-        job, _ = cycle.start_job(services, cycle.Triggers(http))
-    workers = default_workers()
-    cycle.consume(services, "analysis", workers, wait_seconds=1)
+    job = analysed_job(services, clock, 2, 30)
     key = report_charts_key(job.trace_id)
     if damage == "missing":
         services.blobs.delete(key)
@@ -157,7 +155,7 @@ def test_packaging_reads_the_points_without_the_analysis_charts(
     points = services.timeseries.points
     monkeypatch.setattr(services.timeseries, "points",
                         lambda kpi_id, **kw: read.append(kpi_id) or points(kpi_id, **kw))
-    cycle.consume(services, "packaging", workers, wait_seconds=1)
+    cycle.consume(services, "packaging", default_workers(), wait_seconds=1)
     assert sorted(read) == sorted(p.kpi_id for p in services.packages.list(job.trace_id))
     document = services.packages.document(job.trace_id)
     assert document is not None and document.pages

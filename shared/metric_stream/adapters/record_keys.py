@@ -12,7 +12,6 @@ on one Lambda would not open records on the next.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import os
 import stat
@@ -21,6 +20,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from metric_stream.errors import ConfigurationError
+from metric_stream.services.outbound import is_loopback
 from metric_stream.settings import Settings
 from metric_stream.storage.sealing import MAKE_ONE, Keyring, RecordKey
 
@@ -49,14 +49,7 @@ def keeps_a_key_file(settings: Settings) -> bool:
     if settings.backend == "embedded":
         return True
     host = urlsplit(settings.aws_endpoint_url or "").hostname
-    if not host:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return bool(host) and is_loopback(host or "")
 
 
 def record_keyring(settings: Settings, sealing: bool) -> Keyring:

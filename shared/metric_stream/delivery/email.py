@@ -61,7 +61,7 @@ from metric_stream.delivery.chat import (
 )
 from metric_stream.delivery.safety import RefusedAddress
 from metric_stream.errors import MetricStreamError
-from metric_stream.services.outbound import address_refusal, check_outbound_url
+from metric_stream.services.outbound import address_refusal, check_outbound_url, is_loopback
 from metric_stream.settings import Settings
 
 Security = Literal["starttls", "tls", "none"]
@@ -134,15 +134,6 @@ def _clean_name(name: str | None) -> str | None:
         return None
     name = re.sub(r"[\x00-\x1f\x7f]", "", name).strip()[:100]
     return name or None
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _check_recipients(count: int) -> None:

@@ -49,6 +49,16 @@ def address_refusal(address: IPAddress, settings: Settings) -> str | None:
     return None
 
 
+def is_loopback(host: str) -> bool:
+    """Whether `host` is `localhost` or a loopback address (no resolving)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def check_outbound_url(url: str, settings: Settings, *, field: str = "url") -> str:
     """The URL, if metric-stream may call it; `Forbidden` saying why not otherwise."""
     checked_addresses(url, settings, field=field)
