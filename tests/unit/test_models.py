@@ -524,3 +524,13 @@ def test_trace_id_format() -> None:
     # a valid id for the contract
     assert parse(KpiTrigger, single(traceId=trace_id)).trace_id == trace_id
     assert len({new_trace_id(moment) for _ in range(20)}) > 1
+
+
+@pytest.mark.parametrize(("url", "masked"), [
+    ("http://[::1]:9/x", "http://[::1]:9/***"),
+    ("https://[2001:db8::1]/hook?token=abc", "https://[2001:db8::1]/***?***"),
+    ("http://example.com:99999/hook", "http://example.com:***/***"),
+    ("http://user:secret@/x", "http:///***"),  # credentials never shown
+])
+def test_mask_url_keeps_ipv6_brackets_and_survives_bad_ports(url: str, masked: str) -> None:
+    assert mask_url(url) == masked

@@ -71,8 +71,15 @@ def mask_url(url: str) -> str:
     if parts.scheme not in ("http", "https"):
         return f"{parts.scheme}://***"
     host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
+    if ":" in host:  # an IPv6 address keeps its brackets
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:  # not a port: shown as such, never as the text written there
+        port = None
+        host = f"{host}:***"
+    if port:
+        host = f"{host}:{port}"
     path = "/***" if parts.path.strip("/") else parts.path
     return urlunsplit((parts.scheme, host, path, "***" if parts.query else "", ""))
 
